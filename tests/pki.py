@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Generate test PKIs at test time: roots, intermediates, cross-signs and leaves of every key type.
+
+One builder for the unit tests, the probe tests, the lab and the demo, so every test speaks of
+certificates the same way. Nothing here is part of the collection.
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+DAY = datetime.timedelta(days=1)
+
+
+def new_key(key_type: str = "ecdsa", size: int = 2048):
+    """Return a private key of key_type: rsa, ecdsa (P-256), ecdsa384, ed25519 or ed448."""
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+    if key_type == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ecdsa384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "ed448":
+        return ed448.Ed448PrivateKey.generate()
+    raise ValueError(f"unknown key type {key_type}")
+
+
+def name(common_name: Optional[str], organization: str = "mailops test") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    if common_name is not None:
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+@dataclass
+class Issued:
+    """A certificate with its private key."""
+
+    cert: x509.Certificate
+    key: object
+    children: list = field(default_factory=list)
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    def key_pem(self, passphrase: Optional[bytes] = None, fmt: str = "pkcs8") -> bytes:
+        """The private key as PEM: pkcs8, or traditional (PKCS#1 for RSA, SEC1 for EC)."""
+        encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                      else serialization.NoEncryption())
+        private_format = (serialization.PrivateFormat.PKCS8 if fmt == "pkcs8"
+                          else serialization.PrivateFormat.TraditionalOpenSSL)
+        return self.key.private_bytes(serialization.Encoding.PEM, private_format, encryption)
+
+    @property
+    def subject(self) -> x509.Name:
+        return self.cert.subject
+
+    def issue(self, common_name: Optional[str] = None, *, ca: bool = False, key=None, key_type: str = "ecdsa",
+              **options) -> Issued:
+        """Issue a child certificate signed by this one (see build_cert for options)."""
+        child_key = key or new_key(key_type)
+        cert = build_cert(subject=options.pop("subject", None) or name(common_name), public_key=child_key.public_key(),
+                          issuer=self, ca=ca, **options)
+        issued = Issued(cert, child_key)
+        self.children.append(issued)
+        return issued
+
+    def leaf(self, *dns_names: str, **options) -> Issued:
+        """Issue a server certificate for dns_names (first one is also the CN unless common_name is given)."""
+        common_name = options.pop("common_name", dns_names[0] if dns_names else None)
+        return self.issue(common_name, ca=False, dns_names=dns_names, **options)
+
+
+def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: bool,
+               dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = (),
+               not_before: Optional[datetime.datetime] = None, not_after: Optional[datetime.datetime] = None,
+               path_length: Optional[int] = None, key_ids: bool = True, basic_constraints: bool = True,
+               key_usage: Optional[str] = "default", server_auth: bool = True, pss: bool = False,
+               hash_algorithm=None, aia_ca_issuers: Optional[str] = None, serial: Optional[int] = None,
+               signing_key=None) -> x509.Certificate:
+    """Build one certificate; issuer None makes it self-signed."""
+    signer_key = signing_key or (issuer.key if issuer else None)
+    issuer_name = issuer.cert.subject if issuer else subject
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer_name)
+               .public_key(public_key)
+               .serial_number(serial or x509.random_serial_number())
+               .not_valid_before(not_before or NOW - DAY)
+               .not_valid_after(not_after or NOW + 365 * DAY))
+    if basic_constraints:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
+                                        critical=True)
+    if key_usage == "default":
+        builder = builder.add_extension(_key_usage(ca), critical=True)
+    elif key_usage == "encipher_only":
+        builder = builder.add_extension(_key_usage(False, signature=False), critical=True)
+    if not ca and server_auth:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    alt_names = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    if key_ids:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        authority_key = (issuer.key.public_key() if issuer else public_key) if signing_key is None \
+            else signing_key.public_key()
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key),
+                                        critical=False)
+    if aia_ca_issuers:
+        builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_ca_issuers))]),
+            critical=False)
+    return _sign(builder, signer_key or _self_key_required(), hash_algorithm, pss)
+
+
+def _self_key_required():
+    raise ValueError("a self-signed certificate needs signing_key")
+
+
+def _key_usage(ca: bool, signature: bool = True) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=signature, content_commitment=False, key_encipherment=not ca and signature,
+                         data_encipherment=False, key_agreement=not signature, key_cert_sign=ca, crl_sign=ca,
+                         encipher_only=not signature, decipher_only=False)
+
+
+def _sign(builder: x509.CertificateBuilder, key, hash_algorithm, pss: bool) -> x509.Certificate:
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return builder.sign(key, None)
+    algorithm = hash_algorithm or hashes.SHA256()
+    if pss:
+        return builder.sign(key, algorithm, rsa_padding=padding.PSS(mgf=padding.MGF1(algorithm),
+                                                                     salt_length=algorithm.digest_size))
+    return builder.sign(key, algorithm)
+
+
+def root(common_name: str = "Test Root CA", key_type: str = "ecdsa", **options) -> Issued:
+    """A self-signed root CA."""
+    key = options.pop("key", None) or new_key(key_type)
+    cert = build_cert(subject=options.pop("subject", None) or name(common_name), public_key=key.public_key(),
+                      issuer=None, ca=True, signing_key=key, **options)
+    return Issued(cert, key)
+
+
+def cross_sign(subject: Issued, by: Issued, **options) -> Issued:
+    """A second certificate for subject's name and key, signed by another CA (a cross-sign)."""
+    return by.issue(subject=subject.cert.subject, ca=True, key=subject.key, **options)
+
+
+@dataclass
+class Hierarchy:
+    """root -> intermediate(s) -> leaf, the common shape of a public mail server's PKI."""
+
+    root: Issued
+    intermediates: list
+    leaf: Issued
+
+    @property
+    def served_chain(self) -> list:
+        """Leaf then intermediates in order, root excluded: what a server must send."""
+        return [self.leaf, *reversed(self.intermediates)]
+
+
+def hierarchy(*dns_names: str, depth: int = 1, key_type: str = "ecdsa", leaf_key_type: Optional[str] = None,
+              **leaf_options) -> Hierarchy:
+    """A root, depth intermediates and a leaf for dns_names (default mail.example.test)."""
+    names = dns_names or ("mail.example.test",)
+    top = root(key_type=key_type)
+    intermediates = []
+    issuer = top
+    for level in range(depth):
+        issuer = issuer.issue(f"Test Intermediate CA {level + 1}", ca=True, key_type=key_type)
+        intermediates.append(issuer)
+    leaf = issuer.leaf(*names, key_type=leaf_key_type or key_type, **leaf_options)
+    return Hierarchy(top, intermediates, leaf)
+
+
+def pem_bundle(*issued: Issued) -> bytes:
+    return b"".join(item.pem for item in issued)
