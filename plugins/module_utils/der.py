@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# This module_utils file is private to the mailops.tls collection; its API may change without notice.
+"""Just enough DER to index certificates without parsing them fully.
+
+A pool of thousands of intermediates is mostly never a candidate: reading the raw subject, issuer and
+key identifiers from the DER is much cheaper than a full parse, and raw bytes compare exactly.
+It also reads RSASSA-PSS parameters, which cryptography < 41 does not expose.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Tuple
+
+SEQUENCE = 0x30
+OCTET_STRING = 0x04
+OID = 0x06
+INTEGER = 0x02
+BOOLEAN = 0x01
+EXPLICIT_0 = 0xA0
+EXPLICIT_3 = 0xA3
+IMPLICIT_0_PRIMITIVE = 0x80
+
+_SKI_OID = bytes.fromhex("551d0e")
+_AKI_OID = bytes.fromhex("551d23")
+
+
+class DerError(ValueError):
+    """The bytes are not the DER structure expected."""
+
+
+def read_tlv(data: bytes, offset: int) -> Tuple[int, int, int]:
+    """Return (tag, content start, content end) of the element at offset."""
+    try:
+        tag = data[offset]
+        length = data[offset + 1]
+    except IndexError:
+        raise DerError(f"data ends inside an element header at byte {offset}") from None
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4:
+            raise DerError(f"unsupported length encoding at byte {offset}")
+        length = int.from_bytes(data[start:start + count], "big")
+        start += count
+    end = start + length
+    if end > len(data):
+        raise DerError(f"element at byte {offset} claims {length} bytes but the data ends at byte {len(data)}")
+    return tag, start, end
+
+
+def children(data: bytes, start: int, end: int) -> Iterator[Tuple[int, int, int, int]]:
+    """Yield (tag, content start, content end, element start) for each element in data[start:end]."""
+    offset = start
+    while offset < end:
+        tag, content_start, content_end = read_tlv(data, offset)
+        yield tag, content_start, content_end, offset
+        offset = content_end
+
+
+def element_length(data: bytes) -> int:
+    """Length of the first complete element in data (a DER certificate may be followed by other bytes)."""
+    _, _, end = read_tlv(data, 0)
+    return end
+
+
+def decode_oid(content: bytes) -> str:
+    """Dotted string of an OBJECT IDENTIFIER's content octets."""
+    if not content:
+        raise DerError("empty object identifier")
+    first = content[0]
+    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    value = 0
+    for byte in content[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(str(value))
+            value = 0
+    return ".".join(parts)
+
+
+@dataclass(frozen=True)
+class RawCertificate:
+    """The parts of a certificate that chain building indexes, as raw DER slices."""
+
+    der: bytes
+    subject: bytes
+    issuer: bytes
+    spki: bytes
+    subject_key_id: Optional[bytes]
+    authority_key_id: Optional[bytes]
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+
+def parse_certificate(der: bytes) -> RawCertificate:
+    """Read subject, issuer, SPKI and key identifiers from a DER certificate; raise DerError if malformed."""
+    tag, start, end = read_tlv(der, 0)
+    if tag != SEQUENCE:
+        raise DerError("not a certificate: it does not start with a SEQUENCE")
+    tag, tbs_start, tbs_end = read_tlv(der, start)
+    if tag != SEQUENCE:
+        raise DerError("not a certificate: no tbsCertificate")
+    fields = list(children(der, tbs_start, tbs_end))
+    if fields and fields[0][0] == EXPLICIT_0:
+        fields = fields[1:]
+    if len(fields) < 6:
+        raise DerError("not a certificate: tbsCertificate has too few fields")
+    issuer = _whole(der, fields[2])
+    subject = _whole(der, fields[4])
+    spki = _whole(der, fields[5])
+    ski = aki = None
+    for field in fields[6:]:
+        if field[0] == EXPLICIT_3:
+            ski, aki = _key_identifiers(der, field)
+    return RawCertificate(der[:end], subject, issuer, spki, ski, aki)
+
+
+def _whole(data: bytes, field: Tuple[int, int, int, int]) -> bytes:
+    return data[field[3]:field[2]]
+
+
+def _key_identifiers(der: bytes, extensions_field) -> Tuple[Optional[bytes], Optional[bytes]]:
+    ski = aki = None
+    _, seq_start, seq_end = read_tlv(der, extensions_field[1])
+    for _, ext_start, ext_end, _ in children(der, seq_start, seq_end):
+        parts = list(children(der, ext_start, ext_end))
+        oid = der[parts[0][1]:parts[0][2]]
+        value = parts[-1]
+        if oid == _SKI_OID:
+            _, key_start, key_end = read_tlv(der, value[1])
+            ski = der[key_start:key_end]
+        elif oid == _AKI_OID:
+            _, aki_start, aki_end = read_tlv(der, value[1])
+            for tag, id_start, id_end, _ in children(der, aki_start, aki_end):
+                if tag == IMPLICIT_0_PRIMITIVE:
+                    aki = der[id_start:id_end]
+    return ski, aki
+
+
+def signature_algorithm(der: bytes) -> Tuple[str, bytes]:
+    """Return (OID, raw parameters) of the certificate's outer signatureAlgorithm."""
+    _, start, end = read_tlv(der, 0)
+    parts = list(children(der, start, end))
+    _, alg_start, alg_end, _ = parts[1]
+    elements = list(children(der, alg_start, alg_end))
+    oid = decode_oid(der[elements[0][1]:elements[0][2]])
+    params = der[elements[1][3]:elements[1][2]] if len(elements) > 1 else b""
+    return oid, params
+
+
+@dataclass(frozen=True)
+class PssParameters:
+    """RSASSA-PSS-params (RFC 4055); the defaults are SHA-1, MGF1-SHA-1 and a 20-byte salt."""
+
+    hash_oid: str = "1.3.14.3.2.26"
+    mgf_hash_oid: str = "1.3.14.3.2.26"
+    salt_length: int = 20
+
+
+def parse_pss_parameters(params: bytes) -> PssParameters:
+    """Decode RSASSA-PSS-params from the raw parameters of an AlgorithmIdentifier."""
+    if not params:
+        return PssParameters()
+    _, start, end = read_tlv(params, 0)
+    values = {}
+    for tag, content_start, content_end, _ in children(params, start, end):
+        values[tag] = (content_start, content_end)
+    hash_oid = mgf_hash_oid = PssParameters.hash_oid
+    salt = PssParameters.salt_length
+    if 0xA0 in values:
+        hash_oid = _algorithm_oid(params, values[0xA0][0])
+    if 0xA1 in values:
+        _, mgf_start, mgf_end = read_tlv(params, values[0xA1][0])
+        mgf_parts = list(children(params, mgf_start, mgf_end))
+        if len(mgf_parts) > 1:
+            mgf_hash_oid = _algorithm_oid(params, mgf_parts[1][3])
+    if 0xA2 in values:
+        _, int_start, int_end = read_tlv(params, values[0xA2][0])
+        salt = int.from_bytes(params[int_start:int_end], "big")
+    return PssParameters(hash_oid, mgf_hash_oid, salt)
+
+
+def _algorithm_oid(data: bytes, offset: int) -> str:
+    _, start, _ = read_tlv(data, offset)
+    _, oid_start, oid_end = read_tlv(data, start)
+    return decode_oid(data[oid_start:oid_end])

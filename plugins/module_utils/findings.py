@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# This module_utils file is private to the mailops.tls collection; its API may change without notice.
+"""The one vocabulary of issue codes shared by every module, the roles and docs/issue-codes.md."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+SEVERITIES = (ERROR, WARNING, INFO)
+
+# code -> (default severity, one-line summary). docs/issue-codes.md explains each; a test keeps them in step.
+CODES = {
+    "parse_error": (ERROR, "a file or one of its blocks cannot be read"),
+    "ignored_block": (INFO, "a PEM block that is neither a certificate nor a private key was skipped"),
+    "no_certificate": (ERROR, "no certificate was found in the input"),
+    "wrong_order": (ERROR, "the certificates are not in the order leaf, issuer, issuer's issuer"),
+    "missing_intermediate": (ERROR, "an intermediate certificate needed to reach the root is not in the bundle"),
+    "root_included": (INFO, "the bundle contains the root certificate, which servers need not send"),
+    "unrelated_certificate": (WARNING, "a certificate in the bundle is not part of the leaf's chain"),
+    "duplicate_certificate": (WARNING, "the same certificate appears more than once"),
+    "untrusted_root": (ERROR, "the chain ends in a root that is not a trust anchor"),
+    "chain_cycle": (ERROR, "the issuers form a cycle and no path reaches a root"),
+    "chain_search_limit": (ERROR, "the search for a path stopped at its signature-check budget"),
+    "cross_signed": (INFO, "more than one valid path exists (a cross-signed CA); the chosen one is named"),
+    "expired": (ERROR, "a certificate's validity has ended"),
+    "not_yet_valid": (ERROR, "a certificate's validity has not begun"),
+    "expires_soon": (WARNING, "a certificate expires within the warning period"),
+    "not_a_ca": (ERROR, "a certificate used as an issuer is not allowed to sign certificates"),
+    "path_length_exceeded": (ERROR, "a CA's pathLenConstraint is exceeded by the certificates below it"),
+    "bad_signature": (ERROR, "a certificate names an issuer whose key did not sign it"),
+    "name_mismatch": (ERROR, "the leaf is not valid for a name clients connect by"),
+    "wildcard_used": (WARNING, "a name is matched only by a wildcard, which some mail clients reject"),
+    "cn_only": (WARNING, "a name is only in the subject CN, which modern clients ignore"),
+    "key_mismatch": (ERROR, "the private key does not belong to the leaf certificate"),
+    "weak_key": (ERROR, "a key is too small to be trusted"),
+    "weak_signature": (ERROR, "a certificate is signed with MD5 or SHA-1"),
+    "missing_server_auth": (ERROR, "the leaf's extended key usage does not allow TLS servers"),
+    "leaf_is_ca": (WARNING, "the leaf is a CA certificate, which some clients refuse for servers"),
+}
+
+
+@dataclass(frozen=True)
+class CertificateRef:
+    """Which certificate a finding is about: its position in the input (None if not given) and SHA-256."""
+
+    index: Optional[int]
+    sha256: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One issue found: a stable code, a severity and a message saying what, where and how to fix it."""
+
+    code: str
+    severity: str
+    message: str
+    certificate: Optional[CertificateRef] = None
+
+    def as_dict(self) -> dict:
+        cert = self.certificate
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "certificate": None if cert is None else {"index": cert.index, "sha256": cert.sha256,
+                                                      "subject": cert.subject},
+        }
+
+
+def finding(code: str, message: str, certificate: Optional[CertificateRef] = None,
+            severity: Optional[str] = None) -> Finding:
+    """Create a finding with the code's default severity unless one is given."""
+    if code not in CODES:
+        raise KeyError(f"unknown issue code {code!r}: add it to CODES and docs/issue-codes.md")
+    return Finding(code, severity or CODES[code][0], message, certificate)

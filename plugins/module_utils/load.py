@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# This module_utils file is private to the mailops.tls collection; its API may change without notice.
+"""Bytes to certificates and private keys: PEM with any surrounding text, DER, PKCS#7 and PKCS#12.
+
+Damage never stops the load: each damaged part becomes a parse_error finding naming the file, the block
+and the reason, and every intact certificate is still returned. Passphrases never appear in messages.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
+from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding, finding
+
+if CRYPTOGRAPHY_IMPORT_ERROR is None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----(.*?)(?:-----END ([A-Z0-9 #]+)-----|(?=-----BEGIN )|\Z)",
+                        re.DOTALL)
+_CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
+_PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
+_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+_IGNORED_LABELS = {b"EC PARAMETERS", b"DH PARAMETERS", b"X509 CRL", b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST",
+                   b"PUBLIC KEY"}
+CERTIFICATE_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".p12", ".pfx", ".ca-bundle", ".0")
+
+
+@dataclass(frozen=True)
+class LoadedCertificate:
+    """One certificate as DER, with where it came from (file and 1-based block number)."""
+
+    der: bytes
+    source: str
+    block: int
+
+    @property
+    def location(self) -> str:
+        return f"block {self.block} of {self.source}"
+
+
+@dataclass(frozen=True)
+class LoadedKey:
+    """A private key and where it came from; the key object is never printed."""
+
+    key: object = field(repr=False)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    certificates: Tuple[LoadedCertificate, ...] = ()
+    keys: Tuple[LoadedKey, ...] = ()
+    findings: Tuple[Finding, ...] = ()
+
+    def __add__(self, other: Loaded) -> Loaded:
+        return Loaded(self.certificates + other.certificates, self.keys + other.keys,
+                      self.findings + other.findings)
+
+
+def _parse_error(source: str, block: Optional[int], reason: str, severity: Optional[str] = None) -> Finding:
+    where = f"block {block} of {source}" if block else source
+    return finding("parse_error", f"{where} cannot be read: {reason}", severity=severity)
+
+
+def load_bytes(data: bytes, source: str, passphrases: Sequence[Optional[bytes]] = (), check: bool = True) -> Loaded:
+    """Read every certificate and private key in data. check=False skips the full parse of certificates
+    (pools: they are parsed when they become candidates)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if b"-----BEGIN " in data:
+        return _load_pem(data, source, passphrases, check)
+    if not data.strip():
+        return Loaded()
+    return _load_binary(data, source, passphrases, check)
+
+
+def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
+    certificates: List[LoadedCertificate] = []
+    keys: List[LoadedKey] = []
+    findings: List[Finding] = []
+    for number, match in enumerate(_PEM_BLOCK.finditer(data), start=1):
+        label, body, end_label = match.group(1), match.group(2), match.group(3)
+        if end_label is None:
+            findings.append(_parse_error(source, number, f"the {label.decode()} block is truncated: it has no "
+                                         "END line; copy the whole block again"))
+            continue
+        if end_label != label:
+            findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END {end_label.decode()}"))
+            continue
+        if label in _KEY_LABELS:
+            loaded = _load_pem_key(match.group(0), source, number, passphrases)
+            keys.extend(loaded.keys)
+            findings.extend(loaded.findings)
+            continue
+        if label in _IGNORED_LABELS:
+            findings.append(finding("ignored_block", f"block {number} of {source} is a {label.decode()} and was "
+                                    "skipped"))
+            continue
+        try:
+            der = _base64(body)
+        except ValueError as exc:
+            findings.append(_parse_error(source, number, str(exc)))
+            continue
+        if label in _CERTIFICATE_LABELS:
+            result = _certificate(der, source, number, check, trusted=label == b"TRUSTED CERTIFICATE")
+        elif label in _PKCS7_LABELS:
+            result = _pkcs7(der, source, number)
+        else:
+            result = Loaded(findings=(finding("ignored_block", f"block {number} of {source} is a "
+                                              f"{label.decode()} and was skipped"),))
+        certificates.extend(result.certificates)
+        findings.extend(result.findings)
+    return Loaded(tuple(certificates), tuple(keys), tuple(findings))
+
+
+def _base64(body: bytes) -> bytes:
+    lines = [line.strip() for line in body.replace(b"\r", b"").split(b"\n")]
+    payload = b"".join(line for line in lines if line and b":" not in line)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"its base64 text is damaged ({exc}); copy the block again") from None
+
+
+def _certificate(der: bytes, source: str, block: int, check: bool, trusted: bool = False) -> Loaded:
+    try:
+        length = derlib.element_length(der) if trusted else len(der)
+        der = der[:length]
+        derlib.parse_certificate(der)
+        if check:
+            x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        return Loaded(findings=(_parse_error(source, block, f"the certificate is damaged ({exc}); "
+                                             "get a fresh copy from the CA"),))
+    return Loaded(certificates=(LoadedCertificate(der, source, block),))
+
+
+def _pkcs7(der: bytes, source: str, block: int) -> Loaded:
+    try:
+        certs = pkcs7.load_der_pkcs7_certificates(der)
+    except ValueError as exc:
+        return Loaded(findings=(_parse_error(source, block, f"the PKCS#7 structure is damaged ({exc})"),))
+    return Loaded(certificates=tuple(LoadedCertificate(_der(cert), source, block) for cert in certs))
+
+
+def _der(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _load_pem_key(block: bytes, source: str, number: int, passphrases) -> Loaded:
+    key, reason = _try_passphrases(lambda pw: serialization.load_pem_private_key(block, pw), passphrases)
+    if key is None:
+        return Loaded(findings=(_parse_error(source, number, reason),))
+    return Loaded(keys=(LoadedKey(key, f"block {number} of {source}"),))
+
+
+def _try_passphrases(loader, passphrases):
+    """Return (key, None) or (None, reason), trying no passphrase and then each given one."""
+    reason = "the private key cannot be read"
+    for passphrase in (None, *[p for p in passphrases if p]):
+        try:
+            return loader(passphrase), None
+        except TypeError:
+            reason = ("the private key is encrypted: give its passphrase (private_key_passphrase)" if passphrase is None
+                      else reason)
+        except ValueError as exc:
+            reason = ("the passphrase given does not decrypt the private key" if passphrase is not None
+                      else f"the private key is damaged or in an unsupported format ({_no_secrets(exc)})")
+        except Exception as exc:  # cryptography raises backend-specific errors for odd keys
+            reason = f"the private key cannot be read ({type(exc).__name__})"
+    return None, reason
+
+
+def _no_secrets(exc: Exception) -> str:
+    return str(exc).split("\n")[0][:200]
+
+
+def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:
+    reasons = []
+    try:
+        derlib.parse_certificate(data)
+        return _certificate(data, source, 1, check)
+    except ValueError as exc:
+        reasons.append(f"not a DER certificate ({exc})")
+    try:
+        return Loaded(certificates=tuple(LoadedCertificate(_der(c), source, n)
+                                         for n, c in enumerate(pkcs7.load_der_pkcs7_certificates(data), 1)))
+    except ValueError:
+        reasons.append("not PKCS#7")
+    pkcs12_result = _pkcs12(data, source, passphrases)
+    if pkcs12_result is not None:
+        return pkcs12_result
+    key, _ = _try_passphrases(lambda pw: serialization.load_der_private_key(data, pw), passphrases)
+    if key is not None:
+        return Loaded(keys=(LoadedKey(key, source),))
+    reasons.append("not PKCS#12 (or its passphrase is missing or wrong: give pkcs12_passphrase)")
+    return Loaded(findings=(_parse_error(source, None, "it is neither PEM nor DER, PKCS#7, PKCS#12 or a DER private "
+                                         "key: " + "; ".join(reasons)),))
+
+
+def _pkcs12(data: bytes, source: str, passphrases) -> Optional[Loaded]:
+    for passphrase in (None, b"", *[p for p in passphrases if p]):
+        try:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, passphrase)
+        except (ValueError, TypeError):
+            continue
+        certs = ([cert] if cert is not None else []) + list(extra or [])
+        return Loaded(certificates=tuple(LoadedCertificate(_der(c), source, n) for n, c in enumerate(certs, 1)),
+                      keys=(LoadedKey(key, source),) if key is not None else ())
+    return None
+
+
+def read_file(path: str) -> bytes:
+    """Read a file the operator named, or raise InputError saying why it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist: check the path (on the managed host, not the controller)") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; name a file, or use pool/roots, which take directories") from None
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror}") from None
+
+
+def files_in(path: str) -> List[str]:
+    """The path itself, or the certificate files of a directory (sorted, each real file once)."""
+    if not os.path.isdir(path):
+        return [path]
+    seen = set()
+    files = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        real = os.path.realpath(full)
+        if real in seen or not os.path.isfile(real):
+            continue
+        if name.lower().endswith(CERTIFICATE_SUFFIXES) or re.match(r"^[0-9a-f]{8}\.\d+$", name):
+            seen.add(real)
+            files.append(full)
+    return files
+
+
+def load_paths(paths: Iterable[str], passphrases: Sequence[Optional[bytes]] = (), check: bool = True) -> Loaded:
+    """Load every file named, expanding directories."""
+    result = Loaded()
+    for path in paths:
+        for name in files_in(path):
+            result = result + load_bytes(read_file(name), name, passphrases, check)
+    return result
