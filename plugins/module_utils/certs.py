@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
@@ -102,9 +102,9 @@ class CertInfo:
 
     subject: str
     issuer: str
-    common_names: Tuple[str, ...]
-    dns_names: Tuple[str, ...]
-    ip_addresses: Tuple[str, ...]
+    common_names: tuple[str, ...]
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
     serial: str
     not_before: datetime.datetime
     not_after: datetime.datetime
@@ -120,7 +120,7 @@ class CertInfo:
     server_auth: Optional[bool]
     subject_key_id: Optional[str]
     authority_key_id: Optional[str]
-    aia_ca_issuers: Tuple[str, ...]
+    aia_ca_issuers: tuple[str, ...]
     self_signed: bool
     fingerprints: Fingerprints
 
@@ -185,7 +185,7 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
         self_signed=self_signed, fingerprints=fingerprints(der))
 
 
-def key_description(public_key) -> Tuple[str, int, Optional[str]]:
+def key_description(public_key) -> tuple[str, int, Optional[str]]:
     """(type, size in bits, curve name) of a public key."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return "rsa", public_key.key_size, None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
@@ -37,8 +38,8 @@ class Node:
     def __init__(self, raw: derlib.RawCertificate, digest: bytes) -> None:
         self.raw = raw
         self.digest = digest
-        self.given: List[int] = []
-        self.locations: List[str] = []
+        self.given: list[int] = []
+        self.locations: list[str] = []
         self.in_pool = False
         self.anchor: Optional[str] = None
         self._cert = None
@@ -73,10 +74,10 @@ class CertificateIndex:
     """Every certificate of the input, deduplicated, indexed by raw subject and subject key identifier."""
 
     def __init__(self) -> None:
-        self.nodes: Dict[bytes, Node] = {}
-        self.given: List[Node] = []
-        self._by_subject: Dict[bytes, List[Node]] = defaultdict(list)
-        self._by_key_id: Dict[bytes, List[Node]] = defaultdict(list)
+        self.nodes: dict[bytes, Node] = {}
+        self.given: list[Node] = []
+        self._by_subject: dict[bytes, list[Node]] = defaultdict(list)
+        self._by_key_id: dict[bytes, list[Node]] = defaultdict(list)
 
     def add(self, loaded: LoadedCertificate, role: str) -> Node:
         """Add a certificate in a role; raises derlib.DerError when its DER is damaged."""
@@ -98,7 +99,7 @@ class CertificateIndex:
             node.anchor = role
         return node
 
-    def issuer_candidates(self, child: Node) -> List[Node]:
+    def issuer_candidates(self, child: Node) -> list[Node]:
         """Certificates whose subject or key identifier says they may have issued child."""
         found = list(self._by_subject.get(child.raw.issuer, ()))
         key_id = child.raw.authority_key_id
@@ -108,7 +109,7 @@ class CertificateIndex:
             found = [n for n in found if n.raw.subject_key_id is None or n.raw.subject_key_id == key_id]
         return sorted(found, key=_candidate_order)
 
-    def name_only_candidates(self, child: Node) -> List[Node]:
+    def name_only_candidates(self, child: Node) -> list[Node]:
         return list(self._by_subject.get(child.raw.issuer, ()))
 
 
@@ -121,12 +122,12 @@ def _candidate_order(node: Node) -> tuple:
 class Path:
     """Leaf first, upward. kind says how it ends: at a trust anchor, a self-signed root, or nowhere."""
 
-    nodes: Tuple[Node, ...]
+    nodes: tuple[Node, ...]
     kind: str
     cycle_skipped: bool = False
 
     @property
-    def served(self) -> Tuple[Node, ...]:
+    def served(self) -> tuple[Node, ...]:
         """What a server sends: the path without its root (but never without the leaf)."""
         if self.kind in (TRUSTED, SELF_SIGNED) and len(self.nodes) > 1:
             return self.nodes[:-1]
@@ -145,10 +146,10 @@ class Path:
 
 @dataclass(frozen=True)
 class SearchResult:
-    paths: Tuple[Path, ...]
+    paths: tuple[Path, ...]
     signature_checks: int
     budget_exhausted: bool
-    failed_signatures: Tuple[Tuple[Node, Node], ...]
+    failed_signatures: tuple[tuple[Node, Node], ...]
 
 
 class _Search:
@@ -157,9 +158,9 @@ class _Search:
         self.max_checks = max_checks
         self.checks = 0
         self.exhausted = False
-        self.paths: List[Path] = []
-        self.verified: Dict[Tuple[bytes, bytes], bool] = {}
-        self.failed: List[Tuple[Node, Node]] = []
+        self.paths: list[Path] = []
+        self.verified: dict[tuple[bytes, bytes], bool] = {}
+        self.failed: list[tuple[Node, Node]] = []
 
     def issued_by(self, child: Node, parent: Node) -> bool:
         key = (child.digest, parent.digest)
@@ -177,7 +178,7 @@ class _Search:
                 self.failed.append((child, parent))
         return self.verified[key]
 
-    def visit(self, path: Tuple[Node, ...]) -> None:
+    def visit(self, path: tuple[Node, ...]) -> None:
         if len(self.paths) >= MAX_PATHS:
             return
         current = path[-1]
@@ -195,7 +196,7 @@ class _Search:
             if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
                 continue
             extended = True
-            self.visit(path + (candidate,))
+            self.visit((*path, candidate))
         if not extended:
             self.paths.append(Path(path, INCOMPLETE, cycle))
 
@@ -243,7 +244,7 @@ def rank(path: Path, valid_at) -> tuple:
             len(path.nodes), tuple(node.digest for node in path.nodes))
 
 
-def best_path(result: SearchResult, valid_at) -> Tuple[Path, Tuple[Path, ...]]:
+def best_path(result: SearchResult, valid_at) -> tuple[Path, tuple[Path, ...]]:
     """The chosen path and the other complete ones."""
     ordered = sorted(result.paths, key=lambda p: rank(p, valid_at))
     best = ordered[0]

@@ -8,8 +8,9 @@ It also reads RSASSA-PSS parameters, which cryptography < 41 does not expose.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional, Tuple
+from typing import Optional
 
 SEQUENCE = 0x30
 OCTET_STRING = 0x04
@@ -28,7 +29,7 @@ class DerError(ValueError):
     """The bytes are not the DER structure expected."""
 
 
-def read_tlv(data: bytes, offset: int) -> Tuple[int, int, int]:
+def read_tlv(data: bytes, offset: int) -> tuple[int, int, int]:
     """Return (tag, content start, content end) of the element at offset."""
     try:
         tag = data[offset]
@@ -48,7 +49,7 @@ def read_tlv(data: bytes, offset: int) -> Tuple[int, int, int]:
     return tag, start, end
 
 
-def children(data: bytes, start: int, end: int) -> Iterator[Tuple[int, int, int, int]]:
+def children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """Yield (tag, content start, content end, element start) for each element in data[start:end]."""
     offset = start
     while offset < end:
@@ -117,11 +118,11 @@ def parse_certificate(der: bytes) -> RawCertificate:
     return RawCertificate(der[:end], subject, issuer, spki, ski, aki)
 
 
-def _whole(data: bytes, field: Tuple[int, int, int, int]) -> bytes:
+def _whole(data: bytes, field: tuple[int, int, int, int]) -> bytes:
     return data[field[3]:field[2]]
 
 
-def _key_identifiers(der: bytes, extensions_field) -> Tuple[Optional[bytes], Optional[bytes]]:
+def _key_identifiers(der: bytes, extensions_field) -> tuple[Optional[bytes], Optional[bytes]]:
     ski = aki = None
     _, seq_start, seq_end = read_tlv(der, extensions_field[1])
     for _, ext_start, ext_end, _ in children(der, seq_start, seq_end):
@@ -139,7 +140,7 @@ def _key_identifiers(der: bytes, extensions_field) -> Tuple[Optional[bytes], Opt
     return ski, aki
 
 
-def signature_algorithm(der: bytes) -> Tuple[str, bytes]:
+def signature_algorithm(der: bytes) -> tuple[str, bytes]:
     """Return (OID, raw parameters) of the certificate's outer signatureAlgorithm."""
     _, start, end = read_tlv(der, 0)
     parts = list(children(der, start, end))

@@ -11,8 +11,9 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
@@ -57,9 +58,9 @@ class LoadedKey:
 
 @dataclass(frozen=True)
 class Loaded:
-    certificates: Tuple[LoadedCertificate, ...] = ()
-    keys: Tuple[LoadedKey, ...] = ()
-    findings: Tuple[Finding, ...] = ()
+    certificates: tuple[LoadedCertificate, ...] = ()
+    keys: tuple[LoadedKey, ...] = ()
+    findings: tuple[Finding, ...] = ()
 
     def __add__(self, other: Loaded) -> Loaded:
         return Loaded(self.certificates + other.certificates, self.keys + other.keys,
@@ -84,9 +85,9 @@ def load_bytes(data: bytes, source: str, passphrases: Sequence[Optional[bytes]] 
 
 
 def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
-    certificates: List[LoadedCertificate] = []
-    keys: List[LoadedKey] = []
-    findings: List[Finding] = []
+    certificates: list[LoadedCertificate] = []
+    keys: list[LoadedKey] = []
+    findings: list[Finding] = []
     for number, match in enumerate(_PEM_BLOCK.finditer(data), start=1):
         label, body, end_label = match.group(1), match.group(2), match.group(3)
         if end_label is None:
@@ -232,7 +233,7 @@ def read_file(path: str) -> bytes:
         raise InputError(f"{path} cannot be read: {exc.strerror}") from None
 
 
-def files_in(path: str) -> List[str]:
+def files_in(path: str) -> list[str]:
     """The path itself, or the certificate files of a directory (sorted, each real file once)."""
     if not os.path.isdir(path):
         return [path]

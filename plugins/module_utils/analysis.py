@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# This module_utils file is private to the mailops.tls collection; its API may change without notice.
+"""One analysis: loaded certificates, pool, anchors, keys and names in; chain, findings and facts out."""
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
+from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
+from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
+from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
+from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
+from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.load import (
+    Loaded,
+    LoadedCertificate,
+    LoadedKey,
+    load_bytes,
+    load_paths,
+)
+
+# Where distributions keep the system trust store as one bundle: Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine/BSD.
+SYSTEM_TRUST_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
+
+
+def system_trust_bundle() -> Optional[str]:
+    """The first system trust bundle present on this host, or None."""
+    return next((path for path in SYSTEM_TRUST_BUNDLES if os.path.isfile(path)), None)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to analyse. certificates are the ones given (the bundle); pool and roots only help."""
+
+    certificates: Loaded
+    pool: Loaded = field(default_factory=Loaded)
+    roots: Loaded = field(default_factory=Loaded)
+    system_roots: Loaded = field(default_factory=Loaded)
+    keys: tuple[LoadedKey, ...] = ()
+    names: tuple[str, ...] = ()
+    valid_at: Optional[datetime.datetime] = None
+    expires_soon_days: int = 30
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """One certificate of the built chain or the root, with where it came from."""
+
+    info: certlib.CertInfo
+    index: Optional[int]
+    source: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The result of one analysis; as_dict() is the stable schema every module returns."""
+
+    certificates: tuple[ChainEntry, ...]
+    chain: tuple[ChainEntry, ...]
+    root: Optional[ChainEntry]
+    findings: tuple[Finding, ...]
+    names: tuple[nameslib.NameMatch, ...]
+    complete: bool
+    ordered: bool
+    trusted: bool
+    key_matches: Optional[bool]
+    alternatives: tuple[tuple[ChainEntry, ...], ...]
+    signature_checks: int
+    valid_at: datetime.datetime
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == ERROR)
+
+    def as_dict(self) -> dict:
+        def entry(item: ChainEntry) -> dict:
+            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
+
+        return {
+            "certificates": [entry(item) for item in self.certificates],
+            "chain": [entry(item) for item in self.chain],
+            "root": entry(self.root) if self.root else None,
+            "issues": [f.as_dict() for f in self.findings],
+            "names": [_name_dict(match) for match in self.names],
+            "complete": self.complete, "ordered": self.ordered, "trusted": self.trusted,
+            "key_matches": self.key_matches,
+            "alternatives": [[item.info.sha256 for item in path] for path in self.alternatives],
+            "signature_checks": self.signature_checks,
+        }
+
+
+def _name_dict(match: nameslib.NameMatch) -> dict:
+    return {"name": match.name, "normalized": match.normalized, "matches": match.matches,
+            "matched_by": match.matched_by, "source": match.source, "wildcard": match.wildcard,
+            "cn_only": match.cn_only, "reason": match.reason}
+
+
+def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
+                 roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
+                 passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
+                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
+    """Read every input the modules accept into a Request; raises InputError for unreadable files."""
+    require_cryptography()
+    given = load_paths(paths, passphrases)
+    if content:
+        given = given + load_bytes(content.encode(), "content", passphrases)
+    key_source = load_paths([private_key_path], passphrases) if private_key_path else Loaded()
+    system = system_trust_bundle() if system_roots else None
+    return Request(
+        certificates=Loaded(given.certificates, (), given.findings + key_source.findings),
+        pool=load_paths(pool, check=False), roots=load_paths(roots),
+        system_roots=load_paths([system], check=False) if system else Loaded(),
+        keys=given.keys + key_source.keys, names=tuple(names), valid_at=valid_at,
+        expires_soon_days=expires_soon_days)
+
+
+def analyze(request: Request) -> Analysis:
+    """Build the chain for the leaf among request.certificates and check everything about it."""
+    require_cryptography()
+    valid_at = certlib.utc(request.valid_at or datetime.datetime.now(datetime.timezone.utc))
+    index, load_findings = _index(request)
+    if not index.given:
+        problem = finding("no_certificate", "no certificate was found in the input: give the server certificate "
+                          "(and its intermediates) as PEM, DER, PKCS#7 or PKCS#12")
+        return Analysis((), (), None, (*load_findings, problem), (), False, False, False, None, (), 0, valid_at)
+    leaf = _choose_leaf(index, request)
+    search = chainlib.search_paths(index, leaf)
+    path, alternatives = chainlib.best_path(search, valid_at)
+    key_matches = _key_matches(request.keys, leaf)
+    names = nameslib.match_names(request.names, leaf.info.dns_names, leaf.info.ip_addresses, leaf.info.common_names)
+    facts = Facts(index, leaf, path, tuple(p for p in alternatives if p.kind == chainlib.TRUSTED)
+                  if path.kind == chainlib.TRUSTED else (), search, request.keys, key_matches, names, valid_at,
+                  request.expires_soon_days)
+    findings = load_findings + run_checks(facts)
+    codes = {f.code for f in findings}
+    return Analysis(
+        certificates=tuple(_entry(node, position) for position, node in enumerate(index.given)),
+        chain=tuple(_entry(node) for node in path.served), root=_entry(path.root) if path.root else None,
+        findings=findings, names=names,
+        complete=path.kind != chainlib.INCOMPLETE and "missing_intermediate" not in codes,
+        ordered="wrong_order" not in codes, trusted=path.kind == chainlib.TRUSTED, key_matches=key_matches,
+        alternatives=tuple(tuple(_entry(n) for n in p.served) for p in facts.alternatives),
+        signature_checks=search.signature_checks, valid_at=valid_at)
+
+
+def _index(request: Request) -> tuple[chainlib.CertificateIndex, tuple[Finding, ...]]:
+    index = chainlib.CertificateIndex()
+    findings: list[Finding] = list(request.certificates.findings)
+    for loaded, role in _roles(request):
+        try:
+            index.add(loaded, role)
+        except (DerError, ValueError) as exc:
+            severity = ERROR if role == chainlib.GIVEN else "warning"
+            findings.append(finding("parse_error", f"{loaded.location} cannot be read: the certificate is damaged "
+                                    f"({exc})", severity=severity))
+    findings.extend(f for f in request.pool.findings + request.roots.findings if f.code == "parse_error")
+    return index, tuple(findings)
+
+
+def _roles(request: Request):
+    for loaded in request.certificates.certificates:
+        yield loaded, chainlib.GIVEN
+    for loaded in request.pool.certificates:
+        yield loaded, chainlib.POOL
+    for loaded in request.roots.certificates:
+        yield loaded, chainlib.SUPPLIED_ANCHOR
+    for loaded in request.system_roots.certificates:
+        yield loaded, chainlib.SYSTEM_ANCHOR
+
+
+def _choose_leaf(index: chainlib.CertificateIndex, request: Request) -> chainlib.Node:
+    """The server certificate: not a CA and issuing no other given certificate; ties go to the one the key
+    matches, then the one valid for the names, then the first given."""
+    distinct = list(dict.fromkeys(index.given))
+    issuers = {node.raw.issuer for node in distinct if not node.raw.self_issued}
+    candidates = [n for n in distinct if not n.info.is_ca] or [n for n in distinct if n.raw.subject not in issuers] \
+        or distinct
+
+    def preference(node: chainlib.Node) -> tuple:
+        names = nameslib.match_names(request.names, node.info.dns_names, node.info.ip_addresses,
+                                     node.info.common_names)
+        return (_key_matches(request.keys, node) is False, sum(not m.matches for m in names), node.given[0])
+
+    return min(candidates, key=preference)
+
+
+def _key_matches(keys: Sequence[LoadedKey], leaf: chainlib.Node) -> Optional[bool]:
+    if not keys:
+        return None
+    return any(certlib.key_matches(key.key, leaf.cert) for key in keys)
+
+
+def _entry(node: chainlib.Node, position: Optional[int] = None) -> ChainEntry:
+    index = position if position is not None else (node.given[0] if node.given else None)
+    if node.given:
+        source = node.locations[node.given.index(position)] if position is not None else node.locations[0]
+    else:
+        source = "trust store" if node.anchor == chainlib.SYSTEM_ANCHOR else \
+            "roots" if node.anchor else "pool"
+    return ChainEntry(node.info, index, source)
+
+
+def loaded_certificates(ders: Sequence[bytes], source: str) -> Loaded:
+    """Wrap certificates already in DER (e.g. as a server sent them) for analysis."""
+    return Loaded(tuple(LoadedCertificate(der, source, n) for n, der in enumerate(ders, 1)))
