@@ -95,8 +95,10 @@ def check_root_included(facts: Facts) -> Iterator[Finding]:
 
 def check_unrelated(facts: Facts) -> Iterator[Finding]:
     on_path = set(facts.path.nodes)
+    # Above a missing intermediate, the bundle's CA certificates may well belong to the chain: say nothing.
+    incomplete = facts.path.kind == INCOMPLETE
     for node in facts.index.nodes.values():
-        if node.given and node not in on_path:
+        if node.given and node not in on_path and not (incomplete and node.info.is_ca):
             yield finding("unrelated_certificate", f"{label(node)} is not part of the chain of the leaf "
                           f"'{facts.leaf.info.subject}': remove it from the bundle", ref(node))
 
@@ -160,7 +162,7 @@ def check_bad_signature(facts: Facts) -> Iterator[Finding]:
     if facts.path.kind != INCOMPLETE:
         return
     top = facts.path.nodes[-1]
-    for child, parent in facts.search.failed:
+    for child, parent in facts.search.failed_signatures:
         if child is top and parent.raw.subject == top.raw.issuer and (parent.given or parent.anchor == "supplied"):
             yield finding("bad_signature", f"{label(top)} names '{parent.info.subject}' as its issuer, but the key of "
                           f"{label(parent)} did not sign it: that is another certificate with the same name (a "
