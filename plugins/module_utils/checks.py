@@ -64,9 +64,12 @@ def check_order(facts: Facts) -> Iterator[Finding]:
     given_positions = [node.given[0] for node in facts.path.nodes if node.given]
     if given_positions == sorted(given_positions) and (not facts.leaf.given or facts.leaf.given[0] == 0):
         return
+    given = ", ".join(f"'{node.info.subject}'" for node in facts.index.given)
     wanted = ", then ".join(f"'{node.info.subject}'" for node in facts.path.served)
-    yield finding("wrong_order", f"the certificates are not in serving order; put them as: {wanted}",
-                  ref(facts.leaf))
+    if facts.path.kind == INCOMPLETE:
+        wanted += ", then each missing issuer after the certificate it signed"
+    yield finding("wrong_order", f"the certificates are not in serving order (given: {given}); serve them as: "
+                  f"{wanted}", ref(facts.leaf))
 
 
 def check_missing_intermediate(facts: Facts) -> Iterator[Finding]:
