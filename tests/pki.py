@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -92,8 +93,9 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
                path_length: Optional[int] = None, key_ids: bool = True, basic_constraints: bool = True,
                key_usage: Optional[str] = "default", server_auth: bool = True, pss: bool = False,
                hash_algorithm=None, aia_ca_issuers: Optional[str] = None, serial: Optional[int] = None,
-               signing_key=None) -> x509.Certificate:
-    """Build one certificate; issuer None makes it self-signed."""
+               signing_key=None, subject_key_id: Optional[bytes] = None) -> x509.Certificate:
+    """Build one certificate; issuer None makes it self-signed. subject_key_id replaces the SKI derived from
+    public_key (to build look-alike CAs)."""
     signer_key = signing_key or (issuer.key if issuer else None)
     issuer_name = issuer.cert.subject if issuer else subject
     builder = (x509.CertificateBuilder()
@@ -118,7 +120,9 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     if key_ids:
-        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        ski = x509.SubjectKeyIdentifier(subject_key_id) if subject_key_id else \
+            x509.SubjectKeyIdentifier.from_public_key(public_key)
+        builder = builder.add_extension(ski, critical=False)
         authority_key = (issuer.key.public_key() if issuer else public_key) if signing_key is None \
             else signing_key.public_key()
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key),
@@ -161,6 +165,13 @@ def root(common_name: str = "Test Root CA", key_type: str = "ecdsa", **options) 
 def cross_sign(subject: Issued, by: Issued, **options) -> Issued:
     """A second certificate for subject's name and key, signed by another CA (a cross-sign)."""
     return by.issue(subject=subject.cert.subject, ca=True, key=subject.key, **options)
+
+
+def lookalike(ca: Issued, by: Issued, **options) -> Issued:
+    """A CA certificate with ca's subject and subject key identifier but a new key, issued by by: a decoy that
+    only a signature check tells apart from ca."""
+    ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    return by.issue(subject=ca.cert.subject, ca=True, subject_key_id=ski, **options)
 
 
 @dataclass
