@@ -16,7 +16,6 @@ options:
       - One of O(path) and O(content) is required.
     type: list
     elements: path
-    default: []
   content:
     description:
       - PEM text with certificates, analysed after the files of O(path).

@@ -11,7 +11,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.errors import InputErr
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 
 CHAIN_INPUT_SPEC = {
-    "path": {"type": "list", "elements": "path", "default": []},
+    "path": {"type": "list", "elements": "path"},
     "content": {"type": "str"},
     "pool": {"type": "list", "elements": "path", "default": []},
     "roots": {"type": "list", "elements": "path", "default": []},
@@ -51,7 +51,7 @@ def request_from_params(params: dict) -> Request:
         raise InputError(f"names: {exc}") from None
     passphrases = tuple(p.encode() for p in (params.get("private_key_passphrase"), params.get("pkcs12_passphrase"))
                         if p)
-    return load_request(paths=params["path"], content=params.get("content"), pool=params["pool"],
+    return load_request(paths=params["path"] or (), content=params.get("content"), pool=params["pool"],
                         roots=params["roots"], system_roots=params["system_roots"],
                         private_key_path=params.get("private_key_path"), passphrases=passphrases,
                         names=params["names"], valid_at=parse_valid_at(params.get("valid_at")),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pki  # noqa: E402  (tests/pki.py, found through the path set just above)
+import pki
 
 
 def write(directory: Path) -> None:

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""mail_tls_chain_facts and mail_tls_assert run through ansible-playbook itself, on generated PKIs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import pki
+
+REPO = Path(__file__).resolve().parents[4]
+ANSIBLE_BIN = Path(sys.executable).with_name("ansible")
+
+pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
+                                reason="ansible-core is not installed in this interpreter's environment "
+                                       "(make unit installs it; make unit-oldest tests the library only)")
+
+
+def run_task(tmp_path: Path, module: str, args: dict, check_mode: bool = False) -> dict:
+    """Run one module with the ansible command (ad-hoc) and return its result as Ansible reports it."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    command = [str(ANSIBLE_BIN), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
+               "-a", json.dumps(args), "-e", f"ansible_python_interpreter={sys.executable}"]
+    if check_mode:
+        command.append("--check")
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
+                               cwd=tmp_path)
+    status, _, payload = completed.stdout.partition(" => ")
+    result = json.loads(payload)
+    result["failed"] = "FAILED" in status
+    result["stderr_of_ansible"] = completed.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def company():
+    return pki.hierarchy("mail.example.test", "imap.example.test", depth=2)
+
+
+@pytest.fixture()
+def files(tmp_path: Path, company) -> dict:
+    upper, lower = company.intermediates
+    paths = {
+        "good": pki.pem_bundle(company.leaf, lower, upper),
+        "messy": pki.pem_bundle(upper, company.root, company.leaf, lower),
+        "root": company.root.pem,
+        "key": company.leaf.key_pem(b"s3cret-passphrase"),
+        "other_key": pki.root().key_pem(),
+    }
+    written = {}
+    for name, data in paths.items():
+        path = tmp_path / f"{name}.pem"
+        path.write_bytes(data)
+        written[name] = str(path)
+    return written
+
+
+def test_facts_module_builds_the_chain_from_a_messy_bundle(tmp_path, files, company):
+    result = run_task(tmp_path, "mailops.tls.mail_tls_chain_facts",
+                      {"path": [files["messy"]], "roots": [files["root"]], "system_roots": False,
+                       "names": ["mail.example.test"], "private_key_path": files["key"],
+                       "private_key_passphrase": "s3cret-passphrase"}, check_mode=True)
+    facts = result["ansible_facts"]["mail_tls_chain"]
+    assert result["changed"] is False and not result.get("failed")
+    served = [c.subject for c in company.served_chain]
+    assert [c["subject"] for c in facts["chain"]] == [name.rfc4514_string() for name in served]
+    assert facts["root"]["subject"] == company.root.cert.subject.rfc4514_string()
+    assert {i["code"] for i in facts["issues"]} == {"wrong_order", "root_included"}
+    assert facts["trusted"] and facts["complete"] and not facts["ordered"] and facts["key_matches"]
+    assert "s3cret-passphrase" not in json.dumps(result)
+    assert "PRIVATE KEY" not in json.dumps(result)
+
+
+def test_assert_module_passes_a_good_chain(tmp_path, files):
+    result = run_task(tmp_path, "mailops.tls.mail_tls_assert",
+                      {"path": [files["good"]], "roots": [files["root"]], "system_roots": False,
+                       "names": ["mail.example.test", "imap.example.test"]})
+    assert not result.get("failed"), result.get("msg")
+    assert result["passed"] is True and result["violations"] == []
+
+
+def test_assert_module_lists_every_violation_on_its_own_line(tmp_path, files):
+    result = run_task(tmp_path, "mailops.tls.mail_tls_assert",
+                      {"path": [files["messy"]], "roots": [files["root"]], "system_roots": False,
+                       "names": ["smtp.example.test"], "private_key_path": files["other_key"],
+                       "fail_on": ["root_included"]})
+    assert result["failed"] is True and result["passed"] is False
+    lines = result["msg"].splitlines()
+    codes = sorted(line.split("]")[0].lstrip("- [") for line in lines[1:])
+    assert codes == ["key_mismatch", "name_mismatch", "root_included", "wrong_order"]
+    assert lines[0].endswith("4 policy violation(s):")
+
+
+def test_assert_module_waives_ignored_codes_and_warns(tmp_path, files, company):
+    stale = pki.hierarchy("old.example.test").leaf
+    bundle = tmp_path / "extra.pem"
+    bundle.write_bytes(pki.pem_bundle(company.leaf, *reversed(company.intermediates), stale))
+    result = run_task(tmp_path, "mailops.tls.mail_tls_assert",
+                      {"path": [str(bundle)], "roots": [files["root"]], "system_roots": False,
+                       "names": ["www.example.test"], "ignore": ["name_mismatch"]})
+    assert not result.get("failed"), result.get("msg")
+    assert [w["code"] for w in result["waived"]] == ["name_mismatch"]
+    assert "[unrelated_certificate]" in result["stderr_of_ansible"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ({"path": ["/nonexistent/chain.pem"]}, "/nonexistent/chain.pem does not exist"),
+    ({"content": "x", "fail_on": ["no_such_code"]}, "fail_on lists unknown issue code(s) no_such_code"),
+    ({"content": "x", "valid_at": "next tuesday"}, "valid_at 'next tuesday' is not an ISO 8601 date"),
+    ({"content": "x", "names": ["bad name"]}, "names:"),
+    ({"names": []}, "one of the following is required: path, content"),
+])
+def test_bad_input_fails_with_a_clear_message_and_no_traceback(tmp_path, args, expected):
+    result = run_task(tmp_path, "mailops.tls.mail_tls_assert", args)
+    assert result["failed"] is True
+    assert expected in result["msg"]
+    assert "Traceback" not in json.dumps(result)
