@@ -54,6 +54,8 @@ def children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int,
     offset = start
     while offset < end:
         tag, content_start, content_end = read_tlv(data, offset)
+        if content_end > end:
+            raise DerError(f"element at byte {offset} runs past the end of its parent at byte {end}")
         yield tag, content_start, content_end, offset
         offset = content_end
 
@@ -127,6 +129,8 @@ def _key_identifiers(der: bytes, extensions_field) -> tuple[Optional[bytes], Opt
     _, seq_start, seq_end = read_tlv(der, extensions_field[1])
     for _, ext_start, ext_end, _ in children(der, seq_start, seq_end):
         parts = list(children(der, ext_start, ext_end))
+        if len(parts) < 2 or parts[0][0] != OID:
+            raise DerError(f"the extension at byte {ext_start} has no identifier or no value")
         oid = der[parts[0][1]:parts[0][2]]
         value = parts[-1]
         if oid == _SKI_OID:
@@ -144,8 +148,12 @@ def signature_algorithm(der: bytes) -> tuple[str, bytes]:
     """Return (OID, raw parameters) of the certificate's outer signatureAlgorithm."""
     _, start, end = read_tlv(der, 0)
     parts = list(children(der, start, end))
+    if len(parts) < 3 or parts[1][0] != SEQUENCE:
+        raise DerError("not a certificate: no signatureAlgorithm")
     _, alg_start, alg_end, _ = parts[1]
     elements = list(children(der, alg_start, alg_end))
+    if not elements or elements[0][0] != OID:
+        raise DerError("not a certificate: the signatureAlgorithm has no identifier")
     oid = decode_oid(der[elements[0][1]:elements[0][2]])
     params = der[elements[1][3]:elements[1][2]] if len(elements) > 1 else b""
     return oid, params
