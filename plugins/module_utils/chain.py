@@ -104,13 +104,22 @@ class CertificateIndex:
         found = list(self._by_subject.get(child.raw.issuer, ()))
         key_id = child.raw.authority_key_id
         if key_id:
-            found.extend(n for n in self._by_key_id.get(key_id, ()) if n not in found)
+            # Found by key identifier only (the subject is encoded differently): the names must still chain.
+            found.extend(n for n in self._by_key_id.get(key_id, ()) if n not in found and _same_name(n, child))
             # A differing key identifier rules a candidate out without a signature check, as OpenSSL does.
             found = [n for n in found if n.raw.subject_key_id is None or n.raw.subject_key_id == key_id]
         return sorted(found, key=_candidate_order)
 
     def name_only_candidates(self, child: Node) -> list[Node]:
         return list(self._by_subject.get(child.raw.issuer, ()))
+
+
+def _same_name(parent: Node, child: Node) -> bool:
+    """parent's subject is child's issuer once parsed (RFC 5280 name chaining, whatever the string types)."""
+    try:
+        return parent.cert.subject == child.cert.issuer
+    except ValueError:
+        return False
 
 
 def _candidate_order(node: Node) -> tuple:
