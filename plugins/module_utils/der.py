@@ -70,15 +70,17 @@ def decode_oid(content: bytes) -> str:
     """Dotted string of an OBJECT IDENTIFIER's content octets."""
     if not content:
         raise DerError("empty object identifier")
-    first = content[0]
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    values = []
     value = 0
-    for byte in content[1:]:
+    for byte in content:
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
-            parts.append(str(value))
+            values.append(value)
             value = 0
-    return ".".join(parts)
+    if not values or content[-1] & 0x80:
+        raise DerError("object identifier ends inside a subidentifier")
+    top = min(values[0] // 40, 2)
+    return ".".join(str(part) for part in (top, values[0] - 40 * top, *values[1:]))
 
 
 @dataclass(frozen=True)
