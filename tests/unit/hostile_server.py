@@ -32,7 +32,8 @@ class Behaviour:
     greeting: str = "normal"  # normal, silent, close, endless, endless_line, drip, slow (SMTP: postscreen-like)
     starttls: str = "ok"  # ok, not_offered, rejected, garbage_reply, plaintext, extra_data
     capabilities_in_greeting: bool = False  # IMAP only: [CAPABILITY ...] in the greeting
-    handshake: str = "ok"  # ok, or drip: a TLS record header, then one byte a second
+    handshake: str = "ok"  # ok, or drip: a TLS record header, then one byte every drip_interval
+    drip_interval: float = 1.0  # seconds between the bytes of a dripping greeting or handshake
     proxy: Optional[str] = None  # v1 or v2: require that PROXY header, checked against the real addresses
 
 
@@ -89,12 +90,14 @@ class HostileServer:
 
     def __enter__(self) -> HostileServer:
         self._listener.listen(16)
-        self._listener.settimeout(0.05)  # so the accept loop sees a stop request soon
+        self._listener.settimeout(0.5)  # so the accept loop sees a stop request even if shutdown did not wake it
         self._start(self._accept_loop)
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):  # wakes the accept loop at once
+            self._listener.shutdown(socket.SHUT_RDWR)
         for connection in list(self._connections):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -159,7 +162,7 @@ class HostileServer:
         elif mode == "drip":
             for byte in greeting:
                 connection.sendall(bytes((byte,)))
-                if self._stop.wait(1):
+                if self._stop.wait(self.behaviour.drip_interval):
                     break
         elif mode == "slow":  # postscreen: the first line of a multi-line greeting, a pause, then the rest
             first = greeting.split(b"\r\n")[0]
@@ -253,7 +256,7 @@ class HostileServer:
         if self.behaviour.handshake == "drip":
             connection.recv(4096)  # the ClientHello
             connection.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB, never finished
-            while not self._stop.wait(1):
+            while not self._stop.wait(self.behaviour.drip_interval):
                 connection.sendall(b"\x02")
             return
         with self.context.wrap_socket(connection, server_side=True) as tls:

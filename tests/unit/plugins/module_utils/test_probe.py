@@ -1,0 +1,366 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tests for probe.py: real probes of real loopback servers, healthy and hostile, with both handshake backends."""
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import time
+
+import pki
+import pytest
+
+# tests/ is on sys.path (tests/conftest.py's folder), so tests/unit/hostile_server.py is unit.hostile_server.
+from unit.hostile_server import Behaviour, HostileServer, server_context
+
+from ansible_collections.mailops.tls.plugins.module_utils import probe as probe_module
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, probe, probe_many
+
+TIMEOUT = 5.0  # for probes that should succeed: generous, they take milliseconds
+HOSTILE_TIMEOUT = 0.6  # for probes that should fail: every second here is a second of test time
+MANY_TIMEOUT = 1.5  # for probe_many, whose healthy probes share two cores with 27 others
+MARGIN = 0.5  # what a failing probe may take beyond its deadline
+
+BACKENDS = [
+    pytest.param("ssl", marks=pytest.mark.skipif(not probe_module.CHAIN_CAPTURE,
+                                                 reason="this Python cannot read the unverified chain")),
+    pytest.param("openssl", marks=pytest.mark.skipif(shutil.which("openssl") is None,
+                                                     reason="no openssl command")),
+]
+
+HEALTHY = {
+    "smtp": Behaviour("smtp"), "lmtp": Behaviour("lmtp"), "imap": Behaviour("imap"),
+    "imap-greeting-capabilities": Behaviour("imap", capabilities_in_greeting=True), "pop3": Behaviour("pop3"),
+    "sieve": Behaviour("sieve"), "implicit-tls": Behaviour("tls"),
+}
+
+# id: (behaviour, the server's TLS context, error code, words in the message)
+HOSTILE = {
+    "never-answers": (Behaviour("smtp", greeting="silent"), "good", "timeout", "waiting for the SMTP greeting"),
+    "never-answers-implicit": (Behaviour("tls", greeting="silent"), "good", "timeout", "TLS handshake"),
+    "closes-at-once": (Behaviour("smtp", greeting="close"), "good", "protocol_error", "closed the connection"),
+    "closes-at-once-implicit": (Behaviour("tls", greeting="close"), "good", "tls_handshake_failed",
+                                "connection ended during the TLS handshake"),
+    "endless-greeting": (Behaviour("smtp", greeting="endless"), "good", "protocol_error", "more than 200 lines"),
+    # A byte every 0.2 s never trips a per-read timeout of 0.6 s: only a deadline ends these two.
+    "drips-greeting": (Behaviour("smtp", greeting="drip", drip_interval=0.2), "good", "timeout",
+                       "waiting for the SMTP greeting"),
+    "refuses-starttls": (Behaviour("smtp", starttls="rejected"), "good", "starttls_rejected", "454 4.7.0"),
+    "no-starttls": (Behaviour("imap", starttls="not_offered"), "good", "starttls_not_offered",
+                    "does not offer STARTTLS"),
+    "plaintext-after-starttls": (Behaviour("smtp", starttls="plaintext"), "good", "tls_handshake_failed",
+                                 "answer is not TLS"),
+    "garbage-starttls-reply": (Behaviour("pop3", starttls="garbage_reply"), "good", "protocol_error",
+                               "no TLS today"),
+    "tls-alert": (Behaviour("smtp"), "alert", "tls_handshake_failed", "ALERT_HANDSHAKE_FAILURE"),
+    "drips-handshake": (Behaviour("tls", handshake="drip", drip_interval=0.2), "good", "timeout", "TLS handshake"),
+    "wants-proxy-header": (Behaviour("smtp", proxy="v1"), "good", "timeout", "waiting for the SMTP greeting"),
+}
+# The cases that reach the handshake, where the backends differ.
+HANDSHAKE_CASES = ("never-answers-implicit", "closes-at-once-implicit", "plaintext-after-starttls", "tls-alert",
+                   "drips-handshake")
+
+
+@pytest.fixture(scope="module")
+def ecdsa_pki():
+    return pki.hierarchy(depth=2)
+
+
+@pytest.fixture(scope="module")
+def rsa_pki():
+    return pki.hierarchy(key_type="rsa")
+
+
+@pytest.fixture(scope="module")
+def contexts(ecdsa_pki):
+    return {"good": server_context(ecdsa_pki.served_chain), "alert": server_context(ecdsa_pki.served_chain, alert=True)}
+
+
+@pytest.fixture
+def serve():
+    """Start servers that stop when the test ends: serve(context, behaviour, host) -> HostileServer."""
+    with contextlib.ExitStack() as stack:
+        yield lambda context, behaviour, host="127.0.0.1": stack.enter_context(HostileServer(context, behaviour, host))
+
+
+@pytest.fixture(scope="module")
+def ipv6():
+    """::1, or a skip on a machine without it."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no ::1")
+    return "::1"
+
+
+def ders(hierarchy) -> tuple:
+    return tuple(issued.der for issued in hierarchy.served_chain)
+
+
+def free_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_failed(result, code: str, words: str, timeout: float) -> None:
+    assert (result.ok, result.error_code) == (False, code), result.error_message
+    assert result.error_message.startswith(f"{result.endpoint}: "), result.error_message
+    assert words in result.error_message
+    assert result.chain_der == () and result.tls_version is None
+    assert result.seconds < timeout + MARGIN
+
+
+# Healthy servers
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("behaviour", HEALTHY.values(), ids=HEALTHY.keys())
+def test_every_dialect_returns_the_chain_exactly_as_sent(serve, contexts, ecdsa_pki, behaviour, backend):
+    server = serve(contexts["good"], behaviour)
+    result = probe(Endpoint("127.0.0.1", server.port, behaviour.protocol), TIMEOUT, backend=backend)
+    assert result.ok, result.error_message
+    assert result.chain_der == ders(ecdsa_pki)  # leaf, intermediate 2, intermediate 1: order included
+    assert (result.error_code, result.error_message) == (None, None)
+    assert result.tls_version == "TLSv1.3" and result.cipher.startswith("TLS_")
+    assert result.key_type == "ecdsa"
+    assert 0 < result.seconds < TIMEOUT
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_chain_of_100_certificates_comes_back_whole(serve, backend):
+    long = pki.hierarchy(depth=99)
+    server = serve(server_context(long.served_chain), Behaviour("smtp"))
+    result = probe(Endpoint("127.0.0.1", server.port, "smtp"), TIMEOUT, backend=backend)
+    assert result.ok, result.error_message
+    assert len(result.chain_der) == 100 and result.chain_der == ders(long)
+
+
+def test_slow_greeting_like_postscreen_still_succeeds(serve, contexts, ecdsa_pki):
+    server = serve(contexts["good"], Behaviour("smtp", greeting="slow"))
+    result = probe(Endpoint("127.0.0.1", server.port, "smtp"), TIMEOUT)
+    assert result.ok, result.error_message
+    assert result.chain_der == ders(ecdsa_pki)
+    assert result.seconds >= 2
+
+
+def test_protocol_defaults_to_the_ports_usual_one():
+    assert [Endpoint("mx", port).dialect for port in (25, 465, 993, 4190, 8443)] == [
+        "smtp", "smtps", "imaps", "sieve", "tls"]
+    assert Endpoint("mx", 25, "tls").dialect == "tls"
+
+
+# Hostile servers
+
+@pytest.mark.parametrize("case", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_server_yields_its_error_code_within_the_deadline(serve, contexts, case):
+    behaviour, context, code, words = case
+    server = serve(contexts[context], behaviour)
+    result = probe(Endpoint("127.0.0.1", server.port, behaviour.protocol, label="hostile"), HOSTILE_TIMEOUT)
+    assert_failed(result, code, words, HOSTILE_TIMEOUT)
+    assert result.error_message.startswith(f"127.0.0.1:{server.port} (hostile): ")
+
+
+@pytest.mark.parametrize("case", [HOSTILE[name] for name in HANDSHAKE_CASES], ids=HANDSHAKE_CASES)
+def test_hostile_handshake_through_openssl_yields_the_same_code(serve, contexts, case):
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    behaviour, context, code, _ = case
+    server = serve(contexts[context], behaviour)
+    result = probe(Endpoint("127.0.0.1", server.port, behaviour.protocol), HOSTILE_TIMEOUT, backend="openssl")
+    assert_failed(result, code, "", HOSTILE_TIMEOUT)
+
+
+def test_nothing_listening_is_connect_refused():
+    port = free_port()
+    result = probe(Endpoint("127.0.0.1", port, "smtp", label="mx9"), HOSTILE_TIMEOUT)
+    assert_failed(result, "connect_refused", f"127.0.0.1:{port} (mx9): 127.0.0.1 refused the connection",
+                  HOSTILE_TIMEOUT)
+
+
+@contextlib.contextmanager
+def full_backlog():
+    """A port whose accept queue is full, so a new SYN gets no answer: a connect timeout without leaving loopback."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        for _ in range(3):
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+        time.sleep(0.1)
+        yield listener.getsockname()[1]
+
+
+def test_unanswered_connect_is_connect_timeout():
+    with full_backlog() as port:
+        result = probe(Endpoint("127.0.0.1", port, "smtp"), HOSTILE_TIMEOUT)
+    assert_failed(result, "connect_timeout", "no TCP answer", HOSTILE_TIMEOUT)
+
+
+def test_unresolvable_name_is_connect_failed():
+    result = probe(Endpoint("no-such-host.invalid", 25), HOSTILE_TIMEOUT)
+    assert_failed(result, "connect_failed", "cannot resolve no-such-host.invalid", HOSTILE_TIMEOUT)
+
+
+# Many endpoints at once
+
+def test_probe_many_mixing_hostile_and_healthy_takes_one_deadline(serve, contexts, ecdsa_pki):
+    endpoints, expected = [], []
+    for name, (behaviour, context, code, _) in HOSTILE.items():
+        hostile = serve(contexts[context], behaviour)
+        healthy = serve(contexts["good"], Behaviour(behaviour.protocol))
+        endpoints += [Endpoint("127.0.0.1", hostile.port, behaviour.protocol, label=name),
+                      Endpoint("127.0.0.1", healthy.port, behaviour.protocol, label=f"healthy after {name}")]
+        expected += [code, None]
+    with full_backlog() as port:
+        endpoints.append(Endpoint("127.0.0.1", port, "smtp", label="backlog full"))
+        expected.append("connect_timeout")
+        started = time.monotonic()
+        results = probe_many(endpoints, MANY_TIMEOUT, concurrency=len(endpoints))
+        elapsed = time.monotonic() - started
+    assert elapsed < MANY_TIMEOUT + 1  # one deadline, not the sum (which is six deadlines)
+    assert [result.endpoint for result in results] == endpoints
+    assert [result.error_code for result in results] == expected
+    assert all(result.chain_der == ders(ecdsa_pki) for result in results if result.ok)
+
+
+def test_probe_many_never_runs_more_than_concurrency_probes_at_once(serve, contexts):
+    server = serve(contexts["good"], Behaviour("smtp", greeting="silent"))
+    started = time.monotonic()
+    results = probe_many([Endpoint("127.0.0.1", server.port, "smtp")] * 4, 0.5, concurrency=2)
+    assert 1.0 <= time.monotonic() - started < 1.0 + MARGIN  # two waves of two
+    assert [result.error_code for result in results] == ["timeout"] * 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_key_types_select_the_rsa_and_the_ecdsa_chain(serve, ecdsa_pki, rsa_pki, backend):
+    both = server_context(rsa_pki.served_chain, ecdsa_pki.served_chain)
+    smtp, implicit = serve(both, Behaviour("smtp")), serve(both, Behaviour("tls"))
+    endpoints = [Endpoint("127.0.0.1", smtp.port, "smtp"), Endpoint("127.0.0.1", implicit.port, "tls")]
+    results = probe_many(endpoints, TIMEOUT, concurrency=4, key_types=("rsa", "ecdsa"), backend=backend)
+    assert [(r.endpoint.port, r.endpoint.key_type, r.key_type) for r in results] == [
+        (smtp.port, "rsa", "rsa"), (smtp.port, "ecdsa", "ecdsa"),
+        (implicit.port, "rsa", "rsa"), (implicit.port, "ecdsa", "ecdsa")]
+    assert [r.chain_der for r in results] == [ders(rsa_pki), ders(ecdsa_pki)] * 2
+    assert {r.tls_version for r in results} == {"TLSv1.2"}
+    assert ["-RSA-" in r.cipher for r in results] == [True, False, True, False]
+
+
+def test_key_type_the_server_does_not_have_fails_the_handshake(serve, contexts):
+    server = serve(contexts["good"], Behaviour("tls"))
+    result = probe(Endpoint("127.0.0.1", server.port, "tls", key_type="rsa"), HOSTILE_TIMEOUT)
+    assert_failed(result, "tls_handshake_failed", "ALERT_HANDSHAKE_FAILURE", HOSTILE_TIMEOUT)
+
+
+# SNI
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("address", "server_name", "send_sni", "sni_seen", "chain"), [
+    ("127.0.0.1", "mail.example.test", True, "mail.example.test", "by_name"),
+    ("127.0.0.1", "mail.example.test", False, None, "default"),
+    ("127.0.0.1", None, True, None, "default"),
+    ("localhost", None, True, "localhost", "default"),
+], ids=["name-sent", "name-not-sent", "address-only", "address-is-a-name"])
+def test_sni_is_sent_as_asked(serve, ecdsa_pki, rsa_pki, address, server_name, send_sni, sni_seen, chain, backend):
+    context = server_context(rsa_pki.served_chain, by_name={"mail.example.test": ecdsa_pki.served_chain})
+    server = serve(context, Behaviour("tls"))
+    endpoint = Endpoint(address, server.port, "tls", server_name=server_name, send_sni=send_sni)
+    result = probe(endpoint, TIMEOUT, backend=backend)
+    assert result.ok, result.error_message
+    assert context.names_seen == [sni_seen]
+    assert result.chain_der == ders(ecdsa_pki if chain == "by_name" else rsa_pki)
+
+
+# PROXY protocol
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("protocol", ["smtp", "tls"])
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_proxy_header_is_sent_first_with_the_real_addresses(serve, contexts, ecdsa_pki, version, protocol, backend):
+    server = serve(contexts["good"], Behaviour(protocol, proxy=version))
+    result = probe(Endpoint("127.0.0.1", server.port, protocol, proxy_protocol=version), TIMEOUT, backend=backend)
+    assert result.ok, result.error_message
+    assert result.chain_der == ders(ecdsa_pki)
+    assert server.proxy_headers_ok == [True]
+
+
+@pytest.mark.parametrize(("protocol", "code"), [("smtp", "protocol_error"), ("tls", "tls_handshake_failed")])
+def test_wrong_proxy_header_version_is_refused(serve, contexts, protocol, code):
+    server = serve(contexts["good"], Behaviour(protocol, proxy="v2"))
+    result = probe(Endpoint("127.0.0.1", server.port, protocol, proxy_protocol="v1"), HOSTILE_TIMEOUT)
+    assert_failed(result, code, "", HOSTILE_TIMEOUT)
+    assert server.proxy_headers_ok == [False]
+
+
+# IPv6
+
+@pytest.mark.parametrize("proxy_protocol", [None, "v1", "v2"])
+@pytest.mark.parametrize("protocol", ["smtp", "imap", "tls"])
+def test_ipv6_loopback_works(serve, contexts, ecdsa_pki, ipv6, protocol, proxy_protocol):
+    server = serve(contexts["good"], Behaviour(protocol, proxy=proxy_protocol), host=ipv6)
+    result = probe(Endpoint(ipv6, server.port, protocol, proxy_protocol=proxy_protocol), TIMEOUT)
+    assert result.ok, result.error_message
+    assert result.chain_der == ders(ecdsa_pki)
+
+
+def test_ipv6_endpoint_is_named_with_brackets(ipv6):
+    port = free_port()
+    result = probe(Endpoint(ipv6, port, "smtp", label="v6"), HOSTILE_TIMEOUT)
+    assert result.error_code == "connect_refused"
+    assert result.error_message.startswith(f"[::1]:{port} (v6): ")
+
+
+# Where the chain cannot be read with Python's ssl
+
+def test_without_chain_capture_auto_falls_back_to_openssl(serve, contexts, ecdsa_pki, monkeypatch):
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    monkeypatch.setattr(probe_module, "CHAIN_CAPTURE", False)  # what Python 3.9 has
+    server = serve(contexts["good"], Behaviour("imap"))
+    result = probe(Endpoint("127.0.0.1", server.port, "imap"), TIMEOUT)
+    assert result.ok, result.error_message
+    assert result.chain_der == ders(ecdsa_pki)
+
+
+@pytest.mark.parametrize(("chain_capture", "backend", "words"), [
+    (False, "ssl", "(3.10 or newer can)"),
+    (False, "auto", "delegate_to: localhost"),
+    (True, "openssl", "delegate_to: localhost"),
+])
+def test_no_way_to_read_the_chain_is_probe_unsupported(monkeypatch, tmp_path, chain_capture, backend, words):
+    monkeypatch.setattr(probe_module, "CHAIN_CAPTURE", chain_capture)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no openssl command
+    result = probe(Endpoint("127.0.0.1", free_port(), "smtp"), HOSTILE_TIMEOUT, backend=backend)
+    assert_failed(result, "probe_unsupported", words, HOSTILE_TIMEOUT)
+
+
+# Input errors are raised, not reported
+
+@pytest.mark.parametrize("fields", [
+    {"protocol": "smtpx"}, {"proxy_protocol": "v3"}, {"key_type": "dsa"}, {"port": 0}, {"port": 65536},
+    {"port": "25"},
+])
+def test_invalid_endpoint_is_an_input_error(fields):
+    with pytest.raises(InputError, match=re.escape("endpoint mx.example.test:")):
+        Endpoint(**{"address": "mx.example.test", "port": 25, **fields})
+
+
+@pytest.mark.parametrize("call", [
+    lambda: probe(Endpoint("mx", 25), 0),
+    lambda: probe(Endpoint("mx", 25), 5, backend="gnutls"),
+    lambda: probe_many([Endpoint("mx", 25)], 5, concurrency=0),
+    lambda: probe_many([Endpoint("mx", 25)], 5, concurrency=2, key_types=("dsa",)),
+], ids=["timeout", "backend", "concurrency", "key-type"])
+def test_invalid_call_is_an_input_error(call):
+    with pytest.raises(InputError):
+        call()
+
+
+def test_probe_many_of_nothing_is_nothing():
+    assert probe_many([], TIMEOUT, concurrency=4) == []
