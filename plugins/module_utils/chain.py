@@ -200,7 +200,8 @@ class _Search:
         extended = cycle = False
         for candidate in self.index.issuer_candidates(current):
             if candidate in path:
-                cycle = True
+                # A cycle only if it really signed current: a self-issued CA (a key rollover) names itself.
+                cycle = cycle or (candidate is not current and self.issued_by(current, candidate))
                 continue
             if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
                 continue
