@@ -97,7 +97,8 @@ def check_root_included(facts: Facts) -> Iterator[Finding]:
 
 
 def check_unrelated(facts: Facts) -> Iterator[Finding]:
-    on_path = set(facts.path.nodes)
+    # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path).
+    on_path = set(facts.path.nodes).union(*(path.nodes for path in facts.alternatives))
     # Above a missing intermediate, the bundle's CA certificates may well belong to the chain: say nothing.
     incomplete = facts.path.kind == INCOMPLETE
     for node in facts.index.nodes.values():
