@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import pytest
+
 from ansible_collections.mailops.tls.plugins.module_utils import names
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.names import (
