@@ -1,0 +1,77 @@
+# Build, test and CI entry points for the mailops.tls collection.
+# `make test` does all set-up itself on a machine that has only Python 3 (see .ci/run).
+# Helper scripts live in tests/tools/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+VENV_OLDEST := .venv-oldest
+BUILD       := build
+# Same layout tests/conftest.py uses: build/collections/ansible_collections/mailops/tls -> this repo.
+COLLECTIONS := $(CURDIR)/$(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/mailops/tls
+SANITY_ROOT := $(BUILD)/sanity
+
+STEP := bash tests/tools/step.sh
+
+.PHONY: help venv venv-oldest lint unit unit-oldest sanity changelog-lint integration test demo bench \
+	collection-link clean
+
+help:
+	@echo "targets: venv venv-oldest lint unit unit-oldest sanity changelog-lint integration test demo bench clean"
+	@echo "  test = lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
+
+venv:
+	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV) tests/requirements.txt
+
+venv-oldest:
+	@$(STEP) "venv-oldest: $(VENV_OLDEST) from tests/requirements-oldest.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV_OLDEST) tests/requirements-oldest.txt
+
+lint: venv
+	@$(STEP) "lint: ruff check plugins tests" $(VENV)/bin/ruff check plugins/ tests/
+
+changelog-lint: venv
+	@$(STEP) "changelog-lint: antsibull-changelog lint" bash -c \
+		'$(VENV)/bin/antsibull-changelog lint && \
+		 $(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml && echo "changelog ok"'
+
+unit: venv
+	@$(STEP) "unit: pytest tests/unit (newest cryptography)" \
+		bash tests/tools/run_pytest.sh $(VENV)/bin/python tests/unit
+
+unit-oldest: venv-oldest
+	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
+		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
+
+sanity: venv
+	@$(STEP) "sanity: ansible-test sanity on a copy in $(SANITY_ROOT)" \
+		bash tests/tools/sanity.sh $(VENV) $(SANITY_ROOT)
+
+collection-link:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ "$$(readlink $(COLLECTION_LINK) || true)" != "$(CURDIR)" ]; then \
+		rm -rf $(COLLECTION_LINK); ln -s $(CURDIR) $(COLLECTION_LINK); fi
+
+integration: venv collection-link
+	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
+		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
+
+test: lint changelog-lint unit unit-oldest sanity integration
+	@echo
+	@echo "==== test: all steps passed ===="
+
+demo: venv collection-link
+	@$(STEP) "demo: ansible-playbook playbooks/demo.yml" env ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-playbook playbooks/demo.yml
+
+bench: venv
+	@$(STEP) "bench: tests/bench/bench.py" $(VENV)/bin/python tests/bench/bench.py
+
+clean:
+	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
