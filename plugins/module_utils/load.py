@@ -164,19 +164,27 @@ def _load_pem_key(block: bytes, source: str, number: int, passphrases) -> Loaded
     return Loaded(keys=(LoadedKey(key, f"block {number} of {source}"),))
 
 
+_ENCRYPTED = "the private key is encrypted: give its passphrase (private_key_passphrase)"
+_WRONG_PASSPHRASE = "the passphrase given does not decrypt the private key"
+
+
 def _try_passphrases(loader, passphrases):
-    """Return (key, None) or (None, reason), trying no passphrase and then each given one."""
-    reason = "the private key cannot be read"
-    for passphrase in (None, *[p for p in passphrases if p]):
+    """Return (key, None) or (None, reason), trying no passphrase and then, if the key is encrypted, each given one."""
+    try:
+        return loader(None), None
+    except TypeError:
+        pass  # cryptography's way of saying the key is encrypted
+    except ValueError as exc:
+        return None, f"the private key is damaged or in an unsupported format ({_no_secrets(exc)})"
+    except Exception as exc:  # cryptography raises backend-specific errors for odd keys
+        return None, f"the private key cannot be read ({type(exc).__name__})"
+    reason = _ENCRYPTED
+    for passphrase in [p for p in passphrases if p]:
         try:
             return loader(passphrase), None
-        except TypeError:
-            reason = ("the private key is encrypted: give its passphrase (private_key_passphrase)" if passphrase is None
-                      else reason)
-        except ValueError as exc:
-            reason = ("the passphrase given does not decrypt the private key" if passphrase is not None
-                      else f"the private key is damaged or in an unsupported format ({_no_secrets(exc)})")
-        except Exception as exc:  # cryptography raises backend-specific errors for odd keys
+        except (TypeError, ValueError):
+            reason = _WRONG_PASSPHRASE
+        except Exception as exc:  # never the exception text: it could echo the passphrase
             reason = f"the private key cannot be read ({type(exc).__name__})"
     return None, reason
 
