@@ -166,8 +166,12 @@ def check_bad_signature(facts: Facts) -> Iterator[Finding]:
     if facts.path.kind != INCOMPLETE:
         return
     top = facts.path.nodes[-1]
-    for child, parent in facts.search.failed_signatures:
-        if child is top and parent.raw.subject == top.raw.issuer and (parent.given or parent.anchor == "supplied"):
+    failed = {parent for child, parent in facts.search.failed_signatures if child is top}
+    # A same-name certificate whose key identifier differs was ruled out before any signature check.
+    ruled_out = set(facts.index.name_only_candidates(top)) - set(facts.index.issuer_candidates(top))
+    for parent in facts.index.name_only_candidates(top):
+        if parent is not top and (parent in failed or parent in ruled_out) and (
+                parent.given or parent.anchor == "supplied"):
             yield finding("bad_signature", f"{label(top)} names '{parent.info.subject}' as its issuer, but the key of "
                           f"{label(parent)} did not sign it: that is another certificate with the same name (a "
                           "re-keyed or look-alike CA); get the intermediate that really issued it", ref(top))
