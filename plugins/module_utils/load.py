@@ -208,9 +208,11 @@ def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:
     pkcs12_result = _pkcs12(data, source, passphrases)
     if pkcs12_result is not None:
         return pkcs12_result
-    key, _ = _try_passphrases(lambda pw: serialization.load_der_private_key(data, pw), passphrases)
+    key, key_reason = _try_passphrases(lambda pw: serialization.load_der_private_key(data, pw), passphrases)
     if key is not None:
         return Loaded(keys=(LoadedKey(key, source),))
+    if key_reason in (_ENCRYPTED, _WRONG_PASSPHRASE):
+        return Loaded(findings=(_parse_error(source, None, key_reason),))
     reasons.append("not PKCS#12 (or its passphrase is missing or wrong: give pkcs12_passphrase)")
     return Loaded(findings=(_parse_error(source, None, "it is neither PEM nor DER, PKCS#7, PKCS#12 or a DER private "
                                          "key: " + "; ".join(reasons)),))
