@@ -208,6 +208,9 @@ def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:
     pkcs12_result = _pkcs12(data, source, passphrases)
     if pkcs12_result is not None:
         return pkcs12_result
+    if _looks_like_pkcs12(data):
+        return Loaded(findings=(_parse_error(source, None, "it is a PKCS#12 file that cannot be opened: its passphrase "
+                                             "is missing or wrong (give pkcs12_passphrase), or it is damaged"),))
     key, key_reason = _try_passphrases(lambda pw: serialization.load_der_private_key(data, pw), passphrases)
     if key is not None:
         return Loaded(keys=(LoadedKey(key, source),))
@@ -228,6 +231,17 @@ def _pkcs12(data: bytes, source: str, passphrases) -> Optional[Loaded]:
         return Loaded(certificates=tuple(LoadedCertificate(_der(c), source, n) for n, c in enumerate(certs, 1)),
                       keys=(LoadedKey(key, source),) if key is not None else ())
     return None
+
+
+def _looks_like_pkcs12(data: bytes) -> bool:
+    """True when data starts like a PFX (RFC 7292): SEQUENCE { version INTEGER 3, authSafe ContentInfo, ... }."""
+    try:
+        tag, start, end = derlib.read_tlv(data, 0)
+        parts = list(derlib.children(data, start, end)) if tag == derlib.SEQUENCE else []
+    except ValueError:
+        return False
+    return (len(parts) >= 2 and parts[0][0] == derlib.INTEGER and data[parts[0][1]:parts[0][2]] == b"\x03"
+            and parts[1][0] == derlib.SEQUENCE)
 
 
 def read_file(path: str) -> bytes:
