@@ -3,6 +3,7 @@
 """One analysis: loaded certificates, pool, anchors, keys and names in; chain, findings and facts out."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from ansible_collections.mailops.tls.plugins.module_utils import names as namesl
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
-from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
     Loaded,
     LoadedCertificate,
@@ -160,10 +161,12 @@ def _index(request: Request) -> tuple[chainlib.CertificateIndex, tuple[Finding, 
         try:
             index.add(loaded, role)
         except (DerError, ValueError) as exc:
-            severity = ERROR if role == chainlib.GIVEN else "warning"
+            severity = ERROR if role == chainlib.GIVEN else WARNING
             findings.append(finding("parse_error", f"{loaded.location} cannot be read: the certificate is damaged "
                                     f"({exc})", severity=severity))
-    findings.extend(f for f in request.pool.findings + request.roots.findings if f.code == "parse_error")
+    # Damage outside the bundle only helps less: a warning, as for certificates that fail index.add above.
+    findings.extend(dataclasses.replace(f, severity=WARNING) for f in request.pool.findings + request.roots.findings
+                    if f.code == "parse_error")
     return index, tuple(findings)
 
 
