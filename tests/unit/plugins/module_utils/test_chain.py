@@ -1,0 +1,436 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tests for chain.py: path building over generated PKIs, proved by signature, through analysis.analyze."""
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+import pki
+import pytest
+from cryptography import x509
+from cryptography.x509.name import _ASN1Type
+
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
+from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES
+
+MAIL = "mail.example.test"
+
+
+def loaded(items, source: str = "bundle.pem", check: bool = True) -> load.Loaded:
+    """The certificates as one PEM file named source (check=False: as pools and trust stores are read)."""
+    return load.load_bytes(pki.pem_bundle(*items), source, check=check) if items else load.Loaded()
+
+
+def analyze(given, pool=(), roots=(), system=(), **options) -> analysis.Analysis:
+    """Analyse given (the bundle) with a pool, operator roots and 'system' anchors; never the host's store."""
+    request = analysis.Request(certificates=loaded(given), pool=loaded(pool, "pool.pem", check=False),
+                               roots=loaded(roots, "roots.pem"), system_roots=loaded(system, "system.pem", check=False),
+                               **options)
+    return analysis.analyze(request)
+
+
+def codes(result: analysis.Analysis) -> list[str]:
+    return sorted(f.code for f in result.findings)
+
+
+def only(result: analysis.Analysis, code: str):
+    """The one finding with code (fails when there are none or several)."""
+    found = [f for f in result.findings if f.code == code]
+    assert len(found) == 1, f"expected one {code}, got {[f.message for f in result.findings]}"
+    return found[0]
+
+
+def fingerprints(items) -> list[str]:
+    return [sha256_hex(item.der) for item in items]
+
+
+def chain_of(result: analysis.Analysis) -> list[str]:
+    return [entry.info.sha256 for entry in result.chain]
+
+
+def root_of(result: analysis.Analysis) -> Optional[str]:
+    return result.root.info.sha256 if result.root else None
+
+
+def index_of(given=(), pool=(), supplied=(), system=()) -> chain.CertificateIndex:
+    index = chain.CertificateIndex()
+    for role, items in ((chain.GIVEN, given), (chain.POOL, pool), (chain.SUPPLIED_ANCHOR, supplied),
+                        (chain.SYSTEM_ANCHOR, system)):
+        for number, item in enumerate(items, 1):
+            index.add(load.LoadedCertificate(item.der, f"{role}.pem", number), role)
+    return index
+
+
+@pytest.fixture(scope="module")
+def deep():
+    """root -> 2 intermediates -> leaf."""
+    return pki.hierarchy(MAIL, depth=2)
+
+
+@pytest.fixture(scope="module")
+def cross():
+    """One intermediate with two issuers: inter by Root A and inter_x (same name and key) by Root B."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    inter_x = pki.cross_sign(inter, root_b)
+    return {"root_a": root_a, "root_b": root_b, "inter": inter, "inter_x": inter_x, "leaf": inter.leaf(MAIL)}
+
+
+# --- the chain as served ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
+def test_chain_as_served_for_each_depth(depth):
+    h = pki.hierarchy(MAIL, depth=depth)
+    result = analyze(h.served_chain, roots=[h.root], names=[MAIL])
+    assert chain_of(result) == fingerprints(h.served_chain)
+    assert root_of(result) == sha256_hex(h.root.der)
+    assert (result.trusted, result.complete, result.ordered) == (True, True, True)
+    assert result.findings == ()
+    assert [entry.index for entry in result.chain] == list(range(depth + 1))
+    assert result.root.index is None and result.root.source == "roots"
+    # One signature per link: leaf -> intermediates -> root.
+    assert result.signature_checks == depth + 1
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_leaf_found_in_any_input_order(deep, order):
+    served = deep.served_chain
+    result = analyze([served[i] for i in order], roots=[deep.root])
+    assert chain_of(result) == fingerprints(served)
+    assert result.trusted
+    assert ("wrong_order" in codes(result)) == (order != (0, 1, 2))
+    assert set(codes(result)) <= {"wrong_order"}
+
+
+def test_root_included_is_info_and_left_out_of_the_chain(deep):
+    result = analyze([*deep.served_chain, deep.root], roots=[deep.root])
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    assert root_of(result) == sha256_hex(deep.root.der) and result.root.index == 3
+    found = only(result, "root_included")
+    assert found.severity == "info"
+    assert (found.certificate.index, found.certificate.sha256) == (3, sha256_hex(deep.root.der))
+    assert "block 4 of bundle.pem" in found.message and "Test Root CA" in found.message
+    assert codes(result) == ["root_included"]
+
+
+def test_root_included_and_not_an_anchor_is_untrusted(deep):
+    result = analyze([*deep.served_chain, deep.root])
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    assert not result.trusted
+    assert codes(result) == ["root_included", "untrusted_root"]
+    found = only(result, "untrusted_root")
+    assert found.certificate.sha256 == sha256_hex(deep.root.der) and "Test Root CA" in found.message
+
+
+def test_pool_completes_the_chain_but_the_bundle_still_lacks_the_intermediate(deep):
+    inter_1, inter_2 = deep.intermediates
+    result = analyze([deep.leaf, inter_2], pool=[inter_1], roots=[deep.root])
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    assert result.trusted and not result.complete
+    assert [entry.source for entry in result.chain] == ["block 1 of bundle.pem", "block 2 of bundle.pem", "pool"]
+    found = only(result, "missing_intermediate")
+    assert found.severity == "error"
+    assert (found.certificate.index, found.certificate.sha256) == (None, sha256_hex(inter_1.der))
+    assert "Test Intermediate CA 1" in found.message and "Test Intermediate CA 2" in found.message
+
+
+def test_missing_intermediate_names_the_issuer_and_its_aia_url():
+    top = pki.root()
+    inter = top.issue("Issuing CA 7", ca=True)
+    leaf = inter.leaf(MAIL, aia_ca_issuers="http://ca.example.test/issuing-ca-7.der")
+    result = analyze([leaf], roots=[top])
+    assert not result.trusted and not result.complete
+    assert chain_of(result) == fingerprints([leaf])
+    found = only(result, "missing_intermediate")
+    assert "Issuing CA 7" in found.message
+    assert "http://ca.example.test/issuing-ca-7.der" in found.message
+    assert (found.certificate.index, found.certificate.sha256) == (0, sha256_hex(leaf.der))
+
+
+def test_missing_intermediate_without_aia_gives_no_url(deep):
+    result = analyze([deep.leaf, deep.intermediates[1]], roots=[deep.root])
+    found = only(result, "missing_intermediate")
+    assert "Test Intermediate CA 1" in found.message and "http" not in found.message
+    assert found.certificate.sha256 == sha256_hex(deep.intermediates[1].der)
+
+
+# --- parenthood is proved by signature -------------------------------------------------------------------------------
+
+def decoys_for(h: pki.Hierarchy, kind: str, count: int = 3) -> list:
+    """Certificates named like the leaf's issuer that did not issue it."""
+    issuer, above = h.intermediates[-1], (h.intermediates[-2] if len(h.intermediates) > 1 else h.root)
+    if kind == "same_ski":
+        return [pki.lookalike(issuer, above) for _ in range(count)]
+    return [above.issue(subject=issuer.subject, ca=True, key_ids=kind != "no_key_ids") for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["other_key", "same_ski", "no_key_ids"])
+@pytest.mark.parametrize("where", ["given_before", "given_after", "pool"])
+def test_decoys_with_the_issuers_name_are_never_chosen(kind, where):
+    h = pki.hierarchy(MAIL, depth=2, key_ids=kind != "no_key_ids")
+    decoys = decoys_for(h, kind)
+    if kind == "same_ski":
+        ski = h.intermediates[-1].cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        assert all(d.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value == ski
+                   for d in decoys)
+    given = {"given_before": [h.leaf, *decoys, *h.intermediates[::-1]],
+             "given_after": [*h.served_chain, *decoys], "pool": h.served_chain}[where]
+    result = analyze(given, pool=decoys if where == "pool" else (), roots=[h.root])
+    assert chain_of(result) == fingerprints(h.served_chain)
+    assert root_of(result) == sha256_hex(h.root.der)
+    assert result.trusted
+    assert "bad_signature" not in codes(result)
+
+
+def test_without_key_identifiers_issuers_are_found_by_name_and_signature():
+    h = pki.hierarchy(MAIL, depth=3, key_ids=False)
+    assert h.leaf.cert.extensions.get_extension_for_oid(x509.oid.ExtensionOID.BASIC_CONSTRAINTS)
+    result = analyze(list(reversed(h.served_chain)), roots=[h.root])
+    assert chain_of(result) == fingerprints(h.served_chain)
+    assert result.trusted and codes(result) == ["wrong_order"]
+
+
+def test_three_thousand_decoys_sharing_the_issuers_name_cost_no_signature_checks(deep):
+    issuer = deep.intermediates[-1]
+    above = deep.intermediates[0]
+    decoys = [above.issue(subject=issuer.subject, ca=True) for _ in range(3000)]
+    result = analyze([deep.leaf], pool=[*decoys, *deep.intermediates], roots=[deep.root])
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    assert result.trusted
+    # Key identifiers rule the decoys out: one signature check per link, leaf to root.
+    assert result.signature_checks == 3
+    assert "chain_search_limit" not in codes(result)
+
+
+def test_key_identifier_alone_does_not_make_an_issuer(deep):
+    """A CA with the issuer's key but another name is not its issuer: clients chain by name."""
+    renamed = deep.intermediates[0].issue(subject=pki.name("Renamed CA"), ca=True, key=deep.intermediates[1].key)
+    result = analyze([deep.leaf, renamed, deep.intermediates[0]], roots=[deep.root])
+    assert "Renamed CA" not in [entry.info.common_names[0] for entry in result.chain]
+    assert not result.trusted
+    assert "missing_intermediate" in codes(result)
+
+
+def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
+    """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
+                               for attribute in inter.subject])
+    reencoded = top.issue(subject=printable, ca=True, key=inter.key)
+    assert reencoded.cert.subject.public_bytes() != inter.cert.subject.public_bytes()
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, reencoded], roots=[top])
+    assert chain_of(result) == fingerprints([leaf, reencoded])
+    assert result.trusted and result.findings == ()
+
+
+# --- several paths: cross-signs --------------------------------------------------------------------------------------
+
+def test_operator_anchor_is_preferred_over_a_longer_valid_system_path():
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True, not_after=pki.NOW + 100 * pki.DAY)
+    inter_x = pki.cross_sign(inter, root_b)
+    leaf = inter.leaf(MAIL, not_after=pki.NOW + 200 * pki.DAY)
+    for operator, other, via in ((root_a, root_b, inter), (root_b, root_a, inter_x)):
+        result = analyze([leaf, via], pool=[inter, inter_x], roots=[operator], system=[other])
+        assert root_of(result) == sha256_hex(operator.der)
+        assert chain_of(result) == fingerprints([leaf, via])
+        assert [[sha for sha in path] for path in result.as_dict()["alternatives"]] == \
+            [fingerprints([leaf, inter_x if via is inter else inter])]
+
+
+def test_among_system_anchors_the_longer_valid_path_wins():
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True, not_after=pki.NOW + 100 * pki.DAY)
+    inter_x = pki.cross_sign(inter, root_b)
+    leaf = inter.leaf(MAIL)
+    for given in ([leaf, inter], [leaf, inter_x], [leaf, inter, inter_x], [leaf, inter_x, inter]):
+        result = analyze(given, pool=[inter, inter_x], system=[root_a, root_b])
+        assert root_of(result) == sha256_hex(root_b.der)
+        assert chain_of(result) == fingerprints([leaf, inter_x])
+
+
+def test_among_equally_valid_system_paths_the_shorter_wins(cross):
+    root_c = pki.root("Root C")
+    root_b_x = pki.cross_sign(cross["root_b"], root_c)
+    result = analyze([cross["leaf"]], pool=[cross["inter"], cross["inter_x"], root_b_x],
+                     system=[cross["root_a"], root_c])
+    assert root_of(result) == sha256_hex(cross["root_a"].der)
+    assert chain_of(result) == fingerprints([cross["leaf"], cross["inter"]])
+    assert [[e.info.sha256 for e in path] for path in result.alternatives] == \
+        [fingerprints([cross["leaf"], cross["inter_x"], root_b_x])]
+
+
+def test_cross_signed_info_lists_the_alternatives(cross):
+    result = analyze([cross["leaf"], cross["inter"], cross["inter_x"]], roots=[cross["root_a"]],
+                     system=[cross["root_b"]])
+    found = only(result, "cross_signed")
+    assert found.severity == "info"
+    assert found.certificate.sha256 == sha256_hex(cross["leaf"].der)
+    assert "2 paths" in found.message
+    assert "Root A" in found.message.split("Alternatives")[0] and "Root B" in found.message.split("Alternatives")[1]
+    # The cross-sign belongs to the alternative path: it is not unrelated to the leaf.
+    assert "unrelated_certificate" not in codes(result)
+
+
+def test_an_expired_cross_sign_path_loses_to_a_valid_one():
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    inter_x = pki.cross_sign(inter, root_b, not_before=pki.NOW - 400 * pki.DAY, not_after=pki.NOW - 10 * pki.DAY)
+    leaf = inter.leaf(MAIL)
+    # Root B is the operator's anchor, which would win if validity did not come first.
+    result = analyze([leaf, inter_x], pool=[inter], roots=[root_b], system=[root_a])
+    assert root_of(result) == sha256_hex(root_a.der)
+    assert chain_of(result) == fingerprints([leaf, inter])
+    assert "expired" not in codes(result)
+
+
+def test_choice_is_the_same_for_every_input_order(cross):
+    decoy = pki.lookalike(cross["inter"], cross["root_a"])
+    items = [cross["leaf"], cross["inter"], cross["inter_x"], decoy]
+    outcomes = set()
+    for given in itertools.permutations(items):
+        for pool in ((), tuple(reversed(items))):
+            result = analyze(list(given), pool=pool, system=[cross["root_a"], cross["root_b"]])
+            outcomes.add((tuple(chain_of(result)), root_of(result),
+                          tuple(tuple(e.info.sha256 for e in path) for path in result.alternatives),
+                          tuple(sorted(set(codes(result)) - {"wrong_order"}))))
+    assert len(outcomes) == 1, outcomes
+
+
+# --- cycles, constraints, trust --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key_ids", [True, False])
+def test_cross_signs_that_form_a_cycle_end_in_chain_cycle(key_ids):
+    root_a, root_b = pki.root("CA A", key_ids=key_ids), pki.root("CA B", key_ids=key_ids)
+    a_by_b, b_by_a = pki.cross_sign(root_a, root_b, key_ids=key_ids), pki.cross_sign(root_b, root_a, key_ids=key_ids)
+    leaf = root_a.leaf(MAIL, key_ids=key_ids)
+    result = analyze([leaf, a_by_b, b_by_a])
+    assert not result.trusted
+    found = only(result, "chain_cycle")
+    assert found.severity == "error"
+    assert "missing_intermediate" not in codes(result)
+    assert chain_of(result) == fingerprints([leaf, a_by_b, b_by_a])
+
+
+def test_three_ca_cycle_terminates():
+    cas = [pki.root(f"Ring CA {n}") for n in range(3)]
+    ring = [pki.cross_sign(cas[n], cas[(n + 1) % 3]) for n in range(3)]
+    leaf = cas[0].leaf(MAIL)
+    result = analyze([leaf, *ring], pool=ring)
+    assert "chain_cycle" in codes(result)
+    assert len(result.chain) == 4
+
+
+@pytest.mark.parametrize("key_ids", [True, False])
+def test_a_self_issued_ca_whose_issuer_is_missing_is_no_cycle(key_ids):
+    """A key-rollover certificate (same name, new key, signed by the old key) names itself as issuer."""
+    old = pki.root("Rollover CA", key_ids=key_ids)
+    new_with_old = old.issue(subject=old.subject, ca=True, key_ids=key_ids)
+    leaf = new_with_old.leaf(MAIL, key_ids=key_ids)
+    result = analyze([leaf, new_with_old])
+    assert codes(result) == ["missing_intermediate"]
+    assert chain_of(result) == fingerprints([leaf, new_with_old])
+    result = analyze([leaf, new_with_old], roots=[old])
+    assert result.trusted and result.findings == ()
+
+
+@pytest.mark.parametrize(("options", "why"), [
+    ({"ca": False}, "basicConstraints cA is false"),
+    ({"ca": False, "key_usage": None}, "basicConstraints cA is false"),
+    ({"ca": True, "basic_constraints": False}, "not a CA"),
+    ({"ca": True, "key_usage": "encipher_only"}, "keyUsage lacks keyCertSign"),
+])
+def test_issuer_that_may_not_sign_is_not_a_ca(options, why):
+    top = pki.root()
+    inter = top.issue("Not Really CA", **options)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter], roots=[top])
+    assert chain_of(result) == fingerprints([leaf, inter])
+    found = only(result, "not_a_ca")
+    assert found.severity == "error" and why in found.message and "Not Really CA" in found.message
+    assert (found.certificate.index, found.certificate.sha256) == (1, sha256_hex(inter.der))
+
+
+def test_anchor_without_basic_constraints_may_sign():
+    top = pki.root("Version 1 Style Root", basic_constraints=False)
+    inter = top.issue("Issuing CA", ca=True)
+    result = analyze([inter.leaf(MAIL), inter], roots=[top])
+    assert result.trusted and result.findings == ()
+
+
+@pytest.mark.parametrize(("root_len", "inter_len", "depth", "exceeded_by"), [
+    (0, None, 1, None),       # root -> leaf needs no intermediate
+    (0, None, 2, "root"),     # root pathLen 0 with one intermediate below
+    (1, None, 2, None),
+    (1, None, 3, "root"),
+    (None, 0, 2, None),       # the issuing CA's own pathLen 0 is fine
+    (None, 0, 3, "inter"),    # ... but not for a CA above another intermediate
+])
+def test_path_length_constraint(root_len, inter_len, depth, exceeded_by):
+    top = pki.root(path_length=root_len)
+    issuer, intermediates = top, []
+    for level in range(depth - 1):
+        issuer = issuer.issue(f"Level {level + 1} CA", ca=True, path_length=inter_len if level == 0 else None)
+        intermediates.append(issuer)
+    leaf = issuer.leaf(MAIL)
+    served = [leaf, *reversed(intermediates)]
+    result = analyze(served, roots=[top])
+    assert chain_of(result) == fingerprints(served)
+    if exceeded_by is None:
+        assert result.findings == ()
+        return
+    found = only(result, "path_length_exceeded")
+    expected = top if exceeded_by == "root" else intermediates[0]
+    assert found.severity == "error" and found.certificate.sha256 == sha256_hex(expected.der)
+
+
+def test_signature_budget_stops_the_search(deep):
+    index = index_of(given=[deep.leaf], pool=deep.intermediates, supplied=[deep.root])
+    leaf = index.given[0]
+    full = chain.search_paths(index, leaf)
+    assert (full.signature_checks, full.budget_exhausted) == (3, False)
+    assert [p.kind for p in full.paths] == [chain.TRUSTED]
+    limited = chain.search_paths(index, leaf, max_signature_checks=1)
+    assert (limited.signature_checks, limited.budget_exhausted) == (1, True)
+    assert [p.kind for p in limited.paths] == [chain.INCOMPLETE]
+
+
+def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep):
+    issuer = deep.intermediates[-1]
+    decoys = [pki.lookalike(issuer, deep.intermediates[0]) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    result = analyze([deep.leaf], pool=[*decoys, *deep.intermediates], roots=[deep.root])
+    assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS
+    found = only(result, "chain_search_limit")
+    assert found.severity == CODES["chain_search_limit"][0]
+    assert str(chain.MAX_SIGNATURE_CHECKS) in found.message
+    assert found.certificate.sha256 == sha256_hex(deep.leaf.der)
+    assert all(entry.info.sha256 not in fingerprints(decoys) for entry in result.chain)
+
+
+def test_self_signed_root_not_among_anchors_is_untrusted(deep):
+    result = analyze(deep.served_chain, pool=[deep.root])
+    assert not result.trusted and result.complete
+    assert root_of(result) == sha256_hex(deep.root.der)
+    found = only(result, "untrusted_root")
+    assert found.certificate.index is None and found.certificate.sha256 == sha256_hex(deep.root.der)
+    assert "Test Root CA" in found.message and "the pool" in found.message
+
+
+def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
+    result = analyze(deep.served_chain, system=[deep.root])
+    assert result.trusted and result.findings == ()
+    assert result.root.source == "trust store"
+
+
+def test_self_signed_leaf_in_roots_is_trusted():
+    key = pki.new_key()
+    cert = pki.build_cert(subject=pki.name(MAIL), public_key=key.public_key(), issuer=None, ca=False,
+                          dns_names=[MAIL], signing_key=key)
+    leaf = pki.Issued(cert, key)
+    assert codes(analyze([leaf])) == ["untrusted_root"]
+    result = analyze([leaf], roots=[leaf])
+    assert result.trusted and chain_of(result) == fingerprints([leaf])
+    assert "root_included" not in codes(result)

@@ -1,0 +1,498 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tests for checks.py: for every issue code, a case that raises it and a near miss that does not."""
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pki
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
+from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES, SEVERITIES
+
+REPO = Path(__file__).resolve().parents[4]
+MAIL = "mail.example.test"
+DAMAGED = b"-----BEGIN CERTIFICATE-----\nMIIB!!!this is not base64!!!\n-----END CERTIFICATE-----\n"
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+
+
+def loaded(items, source: str = "bundle.pem", check: bool = True) -> load.Loaded:
+    return load.load_bytes(pki.pem_bundle(*items), source, check=check) if items else load.Loaded()
+
+
+def analyze(given, pool=(), roots=(), system=(), raw: Optional[bytes] = None, keys=(), **options
+            ) -> analysis.Analysis:
+    """Analyse given (or raw bytes) as bundle.pem with the pool, operator roots and 'system' anchors."""
+    certificates = load.load_bytes(raw, "bundle.pem") if raw is not None else loaded(given)
+    request = analysis.Request(certificates=certificates, pool=loaded(pool, "pool.pem", check=False),
+                               roots=loaded(roots, "roots.pem"), system_roots=loaded(system, "system.pem", check=False),
+                               keys=tuple(keys), **options)
+    return analysis.analyze(request)
+
+
+def codes(result: analysis.Analysis) -> list[str]:
+    return sorted(f.code for f in result.findings)
+
+
+def key_of(item: pki.Issued, source: str = "key.pem") -> tuple[load.LoadedKey, ...]:
+    return load.load_bytes(item.key_pem(), source).keys
+
+
+@functools.cache
+def rsa_key(bits: int):
+    """RSA keys are slow to make: one per size for the whole module."""
+    return pki.new_key("rsa", bits)
+
+
+def openssl_ca(tmp_path: Path, issuer: Optional[pki.Issued], common_name: str, digest: str = "sha1") -> pki.Issued:
+    """A CA certificate signed with digest by the openssl command (cryptography refuses to sign with SHA-1)."""
+    key = pki.new_key()
+    stem = tmp_path / common_name.replace(" ", "_")
+    key_file, csr, out, ext = (stem.with_suffix(suffix) for suffix in (".key", ".csr", ".pem", ".ext"))
+    key_file.write_bytes(pki.Issued(None, key).key_pem())
+    ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    subprocess.run(["openssl", "req", "-new", "-key", key_file, "-subj", f"/O=mailops test/CN={common_name}",
+                    "-out", csr], check=True, capture_output=True)
+    if issuer is None:
+        signer = ["-signkey", key_file]
+    else:
+        (tmp_path / "issuer.pem").write_bytes(issuer.pem)
+        (tmp_path / "issuer.key").write_bytes(issuer.key_pem())
+        signer = ["-CA", tmp_path / "issuer.pem", "-CAkey", tmp_path / "issuer.key", "-set_serial", "4711"]
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, *signer, f"-{digest}", "-days", "400", "-extfile", ext,
+                    "-out", out], check=True, capture_output=True)
+    return pki.Issued(x509.load_pem_x509_certificate(out.read_bytes()), key)
+
+
+@dataclass
+class Case:
+    """An analysis, and what its finding must say: about which certificate, at which index, with which words."""
+
+    result: analysis.Analysis
+    certificate: Optional[pki.Issued] = None
+    index: Optional[int] = None
+    words: tuple[str, ...] = ()
+
+
+def simple():
+    return pki.hierarchy(MAIL, depth=1)
+
+
+def clean(_tmp_path=None) -> analysis.Analysis:
+    h = simple()
+    return analyze(h.served_chain, roots=[h.root], names=[MAIL], keys=key_of(h.leaf))
+
+
+# --- positive cases: one per code -------------------------------------------------------------------------------------
+
+def parse_error(_):
+    h = simple()
+    result = analyze((), raw=h.leaf.pem + DAMAGED + h.intermediates[0].pem, roots=[h.root])
+    assert len(result.chain) == 2, "the intact certificates are still used"
+    return Case(result, None, None, ("block 2 of bundle.pem", "base64"))
+
+
+def ignored_block(_):
+    h = simple()
+    public_key = h.leaf.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    result = analyze((), raw=h.leaf.pem + public_key + h.intermediates[0].pem, roots=[h.root])
+    return Case(result, None, None, ("block 2 of bundle.pem", "PUBLIC KEY"))
+
+
+def no_certificate(_):
+    return Case(analyze((), raw=simple().leaf.key_pem()), None, None, ("no certificate",))
+
+
+def wrong_order(_):
+    h = simple()
+    return Case(analyze([h.intermediates[0], h.leaf], roots=[h.root]), h.leaf, 1, (MAIL, "Test Intermediate CA 1"))
+
+
+def missing_intermediate(_):
+    h = simple()
+    return Case(analyze([h.leaf], roots=[h.root]), h.leaf, 0, ("Test Intermediate CA 1", "block 1 of bundle.pem"))
+
+
+def root_included(_):
+    h = simple()
+    return Case(analyze([*h.served_chain, h.root], roots=[h.root]), h.root, 2,
+                ("Test Root CA", "block 3 of bundle.pem"))
+
+
+def unrelated_certificate(_):
+    h, other = simple(), simple()
+    result = analyze([*h.served_chain, other.leaf], roots=[h.root])
+    return Case(result, other.leaf, 2, ("block 3 of bundle.pem", MAIL))
+
+
+def duplicate_certificate(_):
+    h = simple()
+    inter = h.intermediates[0]
+    result = analyze([h.leaf, inter, inter], roots=[h.root])
+    return Case(result, inter, 1, ("2 times", "block 2 of bundle.pem", "block 3 of bundle.pem"))
+
+
+def untrusted_root(_):
+    h = simple()
+    return Case(analyze([*h.served_chain, h.root]), h.root, 2, ("Test Root CA", "block 3 of bundle.pem"))
+
+
+def chain_cycle(_):
+    ca_a, ca_b = pki.root("CA A"), pki.root("CA B")
+    a_by_b, b_by_a = pki.cross_sign(ca_a, ca_b), pki.cross_sign(ca_b, ca_a)
+    result = analyze([ca_a.leaf(MAIL), a_by_b, b_by_a])
+    return Case(result, b_by_a, 2, ("CA B", "block 3 of bundle.pem"))
+
+
+def chain_search_limit(_):
+    h = simple()
+    inter = h.intermediates[0]
+    decoys = [pki.lookalike(inter, h.root) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    result = analyze([h.leaf], pool=[*decoys, inter], roots=[h.root])
+    return Case(result, h.leaf, 0, (f"{chain.MAX_SIGNATURE_CHECKS} signature checks",))
+
+
+def cross_signed(_):
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter], pool=[pki.cross_sign(inter, root_b)], roots=[root_a], system=[root_b])
+    return Case(result, leaf, 0, ("2 paths", "Root A", "Root B"))
+
+
+def expired(_):
+    h = pki.hierarchy(MAIL, not_before=pki.NOW - 100 * pki.DAY, not_after=pki.NOW - 2 * pki.DAY)
+    result = analyze(h.served_chain, roots=[h.root])
+    return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW - 2 * pki.DAY:%Y-%m-%d}"))
+
+
+def not_yet_valid(_):
+    h = pki.hierarchy(MAIL, not_before=pki.NOW + 3 * pki.DAY)
+    result = analyze(h.served_chain, roots=[h.root])
+    return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 3 * pki.DAY:%Y-%m-%d}"))
+
+
+def expires_soon(_):
+    h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
+    result = analyze(h.served_chain, roots=[h.root])
+    return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 10 * pki.DAY:%Y-%m-%d}"))
+
+
+def not_a_ca(_):
+    top = pki.root()
+    inter = top.issue("Server Posing As CA", ca=False)
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
+                ("Server Posing As CA", "block 2 of bundle.pem", "not a CA"))
+
+
+def path_length_exceeded(_):
+    top = pki.root(path_length=0)
+    inter = top.issue("Issuing CA", ca=True)
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), top, None, ("Test Root CA", "roots"))
+
+
+def bad_signature(_):
+    h = simple()
+    lookalike = h.root.issue(subject=h.intermediates[0].subject, ca=True)
+    return Case(analyze([h.leaf, lookalike], roots=[h.root]), h.leaf, 0,
+                ("Test Intermediate CA 1", "block 1 of bundle.pem", "block 2 of bundle.pem"))
+
+
+def name_mismatch(_):
+    h = simple()
+    result = analyze(h.served_chain, roots=[h.root], names=["smtp.example.test"])
+    return Case(result, h.leaf, 0, (MAIL, "smtp.example.test"))
+
+
+def wildcard_used(_):
+    h = pki.hierarchy("*.example.test")
+    return Case(analyze(h.served_chain, roots=[h.root], names=[MAIL]), h.leaf, 0, (MAIL, "*.example.test"))
+
+
+def cn_only(_):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    leaf = inter.leaf(common_name=MAIL)
+    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL, "subjectAltName"))
+
+
+def key_mismatch(_):
+    h = simple()
+    result = analyze(h.served_chain, roots=[h.root], keys=key_of(h.intermediates[0], "mail.key"))
+    return Case(result, h.leaf, 0, (MAIL, "mail.key"))
+
+
+def weak_key(_):
+    h = pki.hierarchy(MAIL, key=rsa_key(1024))
+    return Case(analyze(h.served_chain, roots=[h.root]), h.leaf, 0, (MAIL, "1024-bit RSA", "2048"))
+
+
+@needs_openssl
+def weak_signature(tmp_path):
+    top = pki.root()
+    inter = openssl_ca(tmp_path, top, "SHA1 Issuing CA")
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
+                ("SHA1 Issuing CA", "block 2 of bundle.pem", "SHA-1"))
+
+
+def missing_server_auth(_):
+    h = pki.hierarchy(MAIL, server_auth=False)
+    return Case(analyze(h.served_chain, roots=[h.root]), h.leaf, 0, (MAIL, "serverAuth"))
+
+
+def leaf_is_ca(_):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
+    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL,))
+
+
+POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
+    parse_error, ignored_block, no_certificate, wrong_order, missing_intermediate, root_included,
+    unrelated_certificate, duplicate_certificate, untrusted_root, chain_cycle, chain_search_limit, cross_signed,
+    expired, not_yet_valid, expires_soon, not_a_ca, path_length_exceeded, bad_signature, name_mismatch,
+    wildcard_used, cn_only, key_mismatch, weak_key, weak_signature, missing_server_auth, leaf_is_ca)}
+
+
+def test_every_code_has_a_positive_case():
+    assert sorted(POSITIVE) == sorted(CODES)
+    assert all(severity in SEVERITIES for severity, _ in CODES.values())
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_positive(code, tmp_path):
+    case = POSITIVE[code](tmp_path)
+    found = [f for f in case.result.findings if f.code == code]
+    assert len(found) == 1, f"{code}: {[f.message for f in case.result.findings]}"
+    item = found[0]
+    assert item.severity == CODES[code][0]
+    for word in case.words:
+        assert word in item.message, f"{word!r} not in {item.message!r}"
+    if case.certificate is None:
+        assert item.certificate is None
+    else:
+        assert item.certificate.sha256 == sha256_hex(case.certificate.der)
+        assert item.certificate.index == case.index
+        assert item.certificate.subject == case.certificate.cert.subject.rfc4514_string()
+    assert item.as_dict()["code"] == code
+
+
+# --- negative cases: a clean chain, and near misses -------------------------------------------------------------------
+
+def clean_chain_has_no_findings():
+    result = clean()
+    assert result.findings == () and result.trusted and result.complete and result.ordered
+    assert result.key_matches is True
+
+
+def near_wrong_order(_):
+    h = simple()
+    return analyze([*h.served_chain, h.root], roots=[h.root])
+
+
+def near_duplicate(_):
+    h = simple()
+    return analyze([*h.served_chain, h.root], pool=h.served_chain, roots=[h.root], system=[h.root])
+
+
+def near_unrelated(_):
+    """Both issuers of a cross-signed intermediate: each is on a valid path of the leaf."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    return analyze([inter.leaf(MAIL), inter, pki.cross_sign(inter, root_b)], roots=[root_a], system=[root_b])
+
+
+def near_validity(_):
+    """Expired now, but analysed at a time when it was valid and far from expiry."""
+    top = pki.root(not_before=pki.NOW - 200 * pki.DAY)
+    inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 200 * pki.DAY)
+    leaf = inter.leaf(MAIL, not_before=pki.NOW - 100 * pki.DAY, not_after=pki.NOW - 2 * pki.DAY)
+    assert "expired" in codes(analyze([leaf, inter], roots=[top]))
+    return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY, expires_soon_days=10)
+
+
+def near_expires_soon(_):
+    h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
+    return analyze(h.served_chain, roots=[h.root], expires_soon_days=5)
+
+
+def near_not_a_ca(_):
+    top = pki.root("Version 1 Style Root", basic_constraints=False)
+    inter = top.issue("Issuing CA", ca=True)
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def near_path_length(_):
+    top = pki.root(path_length=1)
+    inter = top.issue("Issuing CA", ca=True, path_length=0)
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def near_bad_signature(_):
+    h = simple()
+    lookalike = h.root.issue(subject=h.intermediates[0].subject, ca=True)
+    return analyze([*h.served_chain, lookalike], roots=[h.root])
+
+
+def near_names(_):
+    h = pki.hierarchy(MAIL, "*.example.test")
+    return analyze(h.served_chain, roots=[h.root], names=[MAIL, "MAIL.example.test."])
+
+
+def near_name_mismatch(_):
+    h = pki.hierarchy("*.example.test")
+    return analyze(h.served_chain, roots=[h.root], names=[MAIL])
+
+
+def near_weak_key(_):
+    h = pki.hierarchy(MAIL, key=rsa_key(2048))
+    return analyze(h.served_chain, roots=[h.root])
+
+
+@needs_openssl
+def near_weak_signature(tmp_path):
+    """A root's own SHA-1 self-signature is never checked by clients."""
+    top = openssl_ca(tmp_path, None, "SHA1 Self-Signed Root")
+    inter = top.issue("Issuing CA", ca=True)
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def near_untrusted_root(_):
+    h = simple()
+    return analyze([*h.served_chain, h.root], system=[h.root])
+
+
+def near_chain_cycle(_):
+    old = pki.root("Rollover CA", key_ids=False)
+    new_with_old = old.issue(subject=old.subject, ca=True, key_ids=False)
+    return analyze([new_with_old.leaf(MAIL, key_ids=False), new_with_old])
+
+
+def near_search_limit(_):
+    h = simple()
+    inter = h.intermediates[0]
+    decoys = [h.root.issue(subject=inter.subject, ca=True) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    return analyze([h.leaf], pool=[*decoys, inter], roots=[h.root])
+
+
+def near_cross_signed(_):
+    """The second issuer's root is no anchor: only one trusted path."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    return analyze([inter.leaf(MAIL), inter], pool=[pki.cross_sign(inter, root_b), root_b], roots=[root_a])
+
+
+def near_key_mismatch(_):
+    h = simple()
+    other = pki.new_key()
+    keys = (*key_of(pki.Issued(None, other), "other.key"), *key_of(h.leaf, "mail.key"))
+    return analyze(h.served_chain, roots=[h.root], keys=keys)
+
+
+def near_leaf_usage(_):
+    h = simple()
+    return analyze(h.served_chain, roots=[h.root])
+
+
+def near_parse(_):
+    h = simple()
+    return analyze((), raw=b"subject=CN = " + MAIL.encode() + b"\n" + pki.pem_bundle(*h.served_chain),
+                   roots=[h.root])
+
+
+NEAR_MISSES: dict[str, Callable] = {
+    "wrong_order": near_wrong_order, "duplicate_certificate": near_duplicate, "unrelated_certificate": near_unrelated,
+    "expired": near_validity, "not_yet_valid": near_validity, "expires_soon": near_expires_soon,
+    "not_a_ca": near_not_a_ca, "path_length_exceeded": near_path_length, "bad_signature": near_bad_signature,
+    "name_mismatch": near_name_mismatch, "wildcard_used": near_names, "cn_only": near_names,
+    "weak_key": near_weak_key, "weak_signature": near_weak_signature, "untrusted_root": near_untrusted_root,
+    "chain_cycle": near_chain_cycle, "chain_search_limit": near_search_limit, "cross_signed": near_cross_signed,
+    "key_mismatch": near_key_mismatch, "missing_server_auth": near_leaf_usage, "leaf_is_ca": near_leaf_usage,
+    "parse_error": near_parse, "ignored_block": near_parse, "no_certificate": near_parse,
+    "missing_intermediate": clean, "root_included": clean,
+}
+
+
+def test_clean_chain_has_no_findings():
+    clean_chain_has_no_findings()
+
+
+def test_every_code_has_a_near_miss():
+    assert sorted(NEAR_MISSES) == sorted(CODES)
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_clean_chain_lacks(code):
+    assert code not in codes(clean())
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_near_miss(code, tmp_path):
+    result = NEAR_MISSES[code](tmp_path)
+    assert code not in codes(result), [f.message for f in result.findings]
+
+
+# --- details -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("days_left", "threshold", "expected"), [
+    (10, None, True), (29, None, True), (31, None, False), (10, 5, False), (10, 11, True), (0.5, 0, False),
+])
+def test_expires_soon_threshold(days_left, threshold, expected):
+    h = pki.hierarchy(MAIL, not_after=pki.NOW + days_left * pki.DAY)
+    options = {} if threshold is None else {"expires_soon_days": threshold}
+    result = analyze(h.served_chain, roots=[h.root], valid_at=pki.NOW, **options)
+    assert ("expires_soon" in codes(result)) == expected
+
+
+@pytest.mark.parametrize("kind", ["other_key", "same_ski", "no_key_ids"])
+def test_bad_signature_for_each_kind_of_lookalike(kind):
+    h = pki.hierarchy(MAIL, key_ids=kind != "no_key_ids")
+    inter = h.intermediates[0]
+    lookalike = pki.lookalike(inter, h.root) if kind == "same_ski" else \
+        h.root.issue(subject=inter.subject, ca=True, key_ids=kind != "no_key_ids")
+    result = analyze([h.leaf, lookalike], roots=[h.root])
+    found = [f for f in result.findings if f.code == "bad_signature"]
+    assert len(found) == 1 and "block 2 of bundle.pem" in found[0].message
+    assert "unrelated_certificate" not in codes(result)
+
+
+def test_lookalike_only_in_the_pool_is_not_blamed():
+    h = simple()
+    lookalike = h.root.issue(subject=h.intermediates[0].subject, ca=True)
+    result = analyze([h.leaf], pool=[lookalike], roots=[h.root])
+    assert codes(result) == ["missing_intermediate"]
+
+
+def test_parse_error_outside_the_bundle_is_a_warning():
+    h = simple()
+    pool = load.load_bytes(DAMAGED + h.intermediates[0].pem, "pool.pem", check=False)
+    request = analysis.Request(certificates=loaded([h.leaf]), pool=pool, roots=loaded([h.root], "roots.pem"))
+    result = analysis.analyze(request)
+    found = [f for f in result.findings if f.code == "parse_error"]
+    assert len(found) == 1 and "pool.pem" in found[0].message
+    assert found[0].severity == "warning"
+    assert result.trusted
+
+
+def test_weak_key_minimums():
+    h = pki.hierarchy(MAIL, key_type="ecdsa384", leaf_key_type="ed25519")
+    assert "weak_key" not in codes(analyze(h.served_chain, roots=[h.root]))
+
+
+def test_issue_codes_are_documented():
+    """docs/issue-codes.md has one '### code' heading per code, and no other code headings."""
+    text = (REPO / "docs" / "issue-codes.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^###\s+`?([a-z_]+)`?\s*$", text, flags=re.MULTILINE)
+    assert sorted(headings) == sorted(CODES)
