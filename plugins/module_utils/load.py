@@ -80,7 +80,8 @@ def load_bytes(data: bytes, source: str, passphrases: Sequence[Optional[bytes]] 
     if b"-----BEGIN " in data:
         return _load_pem(data, source, passphrases, check)
     if not data.strip():
-        return Loaded()
+        return Loaded(findings=(_parse_error(source, None, "it is empty: it holds no certificate or key; write the "
+                                             "certificate (or key) into it again"),))
     return _load_binary(data, source, passphrases, check)
 
 
