@@ -55,11 +55,12 @@ class Request:
 
 @dataclass(frozen=True)
 class ChainEntry:
-    """One certificate of the built chain or the root, with where it came from."""
+    """One certificate of the built chain or the root: its facts, where it came from and its DER."""
 
     info: certlib.CertInfo
     index: Optional[int]
     source: str
+    der: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def _entry(node: chainlib.Node, position: Optional[int] = None) -> ChainEntry:
     else:
         source = "trust store" if node.anchor == chainlib.SYSTEM_ANCHOR else \
             "roots" if node.anchor else "pool"
-    return ChainEntry(node.info, index, source)
+    return ChainEntry(node.info, index, source, node.raw.der)
 
 
 def loaded_certificates(ders: Sequence[bytes], source: str) -> Loaded:
