@@ -43,5 +43,10 @@ def evaluate(findings: Sequence[Finding], fail_on: Sequence[str] = (), ignore: S
 def failure_message(violations: Sequence[Finding], subject: str) -> str:
     """One line per violation, so a pipeline log shows each on its own."""
     lines = [f"{subject}: {len(violations)} policy violation(s):"]
-    lines.extend(f"- [{f.code}] {f.message}" for f in violations)
+    lines.extend(f"- [{f.code}] {_one_line(f.message)}" for f in violations)
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    """Line breaks shown as \\n: a certificate's subject is untrusted text and must not start a line of its own."""
+    return "\\n".join(text.splitlines())
