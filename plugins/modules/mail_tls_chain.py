@@ -1,0 +1,619 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mail_tls_chain
+short_description: Write the certificate chain, key and root files a mail server needs
+version_added: 0.1.0
+description:
+  - Builds the chain exactly as M(mailops.tls.mail_tls_chain_facts) does, from certificates in any order and
+    format, and writes the files Postfix and Dovecot read, always in serving order (leaf, then each issuer),
+    with the intermediates taken from O(pool) included, so the files are complete even when the input was not.
+  - Before writing, the chain to write is analysed again as a server would serve it (in serving order, without
+    O(pool), with the root only as a candidate issuer). The module refuses to write when that analysis has a
+    finding of severity C(error) (incomplete or untrusted chain, expired certificate, a name of O(names) not
+    valid, private key not matching, ...) or one listed in O(fail_on), unless its code is in O(ignore), or
+    O(force=true). Damaged input (code C(parse_error)) also stops it. Findings that writing fixes (wrong
+    order, intermediates from the pool, a root, duplicate or unrelated certificates in the input) do not.
+    The failure message lists each finding on its own line, and nothing is written.
+  - When one chain of O(chains) is refused, none is written.
+  - The private key is written unencrypted, as PKCS#8 PEM, so that a service reload needs no passphrase. It
+    never appears in results, diffs or messages; diffs name it by type, size and the SHA-256 of its public key.
+  - Files are replaced atomically (a temporary file in the same directory, flushed to disk, then renamed over
+    the old one), so a service never reads half a file. The SELinux context of an existing file is kept.
+    A symbolic link at an output path is followed: its target is written.
+  - When a file already holds the same bytes with the same owner, group and mode, it is not touched. Files that
+    hold a private key get mode C(0600) unless told otherwise, other files C(0644); a mode that gives other
+    users any access to a private key is refused.
+author:
+  - mailops.tls maintainers
+extends_documentation_fragment:
+  - mailops.tls.chain_inputs
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.files
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff lists, for each file that changes, its owner, group and mode, then per position each
+      certificate's subject, validity and SHA-256 fingerprint, and a private key only as its type, size and
+      public key fingerprint.
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+  vault:
+    support: none
+notes:
+  - Modes are octal strings, such as V('0600'), as for M(ansible.builtin.file). Quote them in YAML; an
+    unquoted V(0600) also works (YAML reads it as octal), but V(600) does not and is refused. Symbolic modes
+    are not supported.
+  - A process killed between writing the temporary file and the rename leaves the old file intact and a
+    temporary file named C(.<name>.<random>.tmp), mode C(0600), in the same directory.
+  - O(path), O(content), O(private_key_path), O(private_key_passphrase), O(pkcs12_passphrase) and the output
+    options describe one chain; O(chains) gives several, and then none of them may be given at the top level.
+    The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days))
+    apply to every chain.
+options:
+  fullchain_path:
+    description:
+      - Write the leaf and then each intermediate, in serving order, root excluded, to this file.
+      - For Postfix C(smtpd_tls_cert_file) and Dovecot C(ssl_cert) (2.3) or C(ssl_server_cert_file) (2.4).
+    type: path
+  fullchain_owner:
+    description:
+      - Owner (name or uid) of O(fullchain_path). Unset, a new file belongs to the user the module runs as,
+        and an existing file keeps its owner.
+    type: str
+  fullchain_group:
+    description:
+      - Group (name or gid) of O(fullchain_path). Unset, as for O(fullchain_owner).
+    type: str
+  fullchain_mode:
+    description:
+      - Mode of O(fullchain_path) as an octal string. Defaults to V('0644').
+    type: raw
+  chain_path:
+    description:
+      - Write the intermediates only, in serving order, root excluded, to this file (empty when the root
+        issued the leaf directly).
+    type: path
+  chain_owner:
+    description:
+      - Owner of O(chain_path), as for O(fullchain_owner).
+    type: str
+  chain_group:
+    description:
+      - Group of O(chain_path), as for O(fullchain_group).
+    type: str
+  chain_mode:
+    description:
+      - Mode of O(chain_path) as an octal string. Defaults to V('0644').
+    type: raw
+  combined_path:
+    description:
+      - Write the private key, then the leaf, then each intermediate to this one file, as Postfix 3.4 and
+        newer read C(smtpd_tls_chain_files). Key and certificate change together, in one rename.
+      - Needs the leaf's private key (O(private_key_path), or a key in O(path)).
+    type: path
+  combined_owner:
+    description:
+      - Owner of O(combined_path), as for O(fullchain_owner).
+    type: str
+  combined_group:
+    description:
+      - Group of O(combined_path), as for O(fullchain_group).
+    type: str
+  combined_mode:
+    description:
+      - Mode of O(combined_path) as an octal string. Defaults to V('0600'). A mode giving other users any
+        access (such as V('0644')) is refused; V('0640') with O(combined_group) suits a service group.
+    type: raw
+  key_path:
+    description:
+      - Write the leaf's private key alone, as unencrypted PKCS#8 PEM, to this file.
+      - For Postfix C(smtpd_tls_key_file) and Dovecot C(ssl_key) (2.3) or C(ssl_server_key_file) (2.4).
+      - Needs the leaf's private key (O(private_key_path), or a key in O(path)).
+    type: path
+  key_owner:
+    description:
+      - Owner of O(key_path), as for O(fullchain_owner).
+    type: str
+  key_group:
+    description:
+      - Group of O(key_path), as for O(fullchain_group).
+    type: str
+  key_mode:
+    description:
+      - Mode of O(key_path) as an octal string. Defaults to V('0600'). A mode giving other users any access is
+        refused.
+    type: raw
+  root_path:
+    description:
+      - Write the root the chain ends in (the trust anchor) to this file, to publish it for users of a private
+        CA. Fails when the chain ends in no root.
+    type: path
+  root_owner:
+    description:
+      - Owner of O(root_path), as for O(fullchain_owner).
+    type: str
+  root_group:
+    description:
+      - Group of O(root_path), as for O(fullchain_group).
+    type: str
+  root_mode:
+    description:
+      - Mode of O(root_path) as an octal string. Defaults to V('0644').
+    type: raw
+  chains:
+    description:
+      - Several chains for one server, for example an RSA and an ECDSA certificate, each with its own inputs
+        and output files. Every chain is analysed, and files are written only if no chain is refused.
+      - Mutually exclusive with O(path), O(content), O(private_key_path), O(private_key_passphrase),
+        O(pkcs12_passphrase) and every output option at the top level.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description:
+          - Files with this chain's certificates (and possibly its key), as the top-level O(path).
+          - One of O(chains[].path) and O(chains[].content) is required.
+        type: list
+        elements: path
+      content:
+        description:
+          - PEM text with certificates, as the top-level O(content).
+        type: str
+      private_key_path:
+        description:
+          - This chain's private key, as the top-level O(private_key_path).
+        type: path
+      private_key_passphrase:
+        description:
+          - Passphrase of an encrypted private key.
+        type: str
+      pkcs12_passphrase:
+        description:
+          - Passphrase of PKCS#12 files among O(chains[].path) or O(chains[].private_key_path).
+        type: str
+      fullchain_path:
+        description:
+          - As the top-level O(fullchain_path).
+        type: path
+      fullchain_owner:
+        description:
+          - As the top-level O(fullchain_owner).
+        type: str
+      fullchain_group:
+        description:
+          - As the top-level O(fullchain_group).
+        type: str
+      fullchain_mode:
+        description:
+          - As the top-level O(fullchain_mode).
+        type: raw
+      chain_path:
+        description:
+          - As the top-level O(chain_path).
+        type: path
+      chain_owner:
+        description:
+          - As the top-level O(chain_owner).
+        type: str
+      chain_group:
+        description:
+          - As the top-level O(chain_group).
+        type: str
+      chain_mode:
+        description:
+          - As the top-level O(chain_mode).
+        type: raw
+      combined_path:
+        description:
+          - As the top-level O(combined_path).
+        type: path
+      combined_owner:
+        description:
+          - As the top-level O(combined_owner).
+        type: str
+      combined_group:
+        description:
+          - As the top-level O(combined_group).
+        type: str
+      combined_mode:
+        description:
+          - As the top-level O(combined_mode).
+        type: raw
+      key_path:
+        description:
+          - As the top-level O(key_path).
+        type: path
+      key_owner:
+        description:
+          - As the top-level O(key_owner).
+        type: str
+      key_group:
+        description:
+          - As the top-level O(key_group).
+        type: str
+      key_mode:
+        description:
+          - As the top-level O(key_mode).
+        type: raw
+      root_path:
+        description:
+          - As the top-level O(root_path).
+        type: path
+      root_owner:
+        description:
+          - As the top-level O(root_owner).
+        type: str
+      root_group:
+        description:
+          - As the top-level O(root_group).
+        type: str
+      root_mode:
+        description:
+          - As the top-level O(root_mode).
+        type: raw
+  force:
+    description:
+      - Write even when the chain to write has findings that would stop it. Each such finding becomes a warning.
+      - Does not make a missing root or key appear: O(root_path) still needs a root, O(key_path) and
+        O(combined_path) still need the leaf's key.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Before replacing a file whose content changes, keep a copy of it named C(<path>.<pid>.<timestamp>~),
+        with its owner, group and mode. The copies are returned in RV(backup_files).
+    type: bool
+    default: false
+  fail_on:
+    description:
+      - Issue codes that stop the writing even when their severity is C(warning) or C(info), for example
+        V(expires_soon) or V(wildcard_used), as for M(mailops.tls.mail_tls_assert).
+      - Unknown codes are refused.
+    type: list
+    elements: str
+    default: []
+  ignore:
+    description:
+      - Issue codes that never stop the writing, even when their severity is C(error), as for
+        M(mailops.tls.mail_tls_assert). Waived findings are returned in RV(waived).
+    type: list
+    elements: str
+    default: []
+seealso:
+  - module: mailops.tls.mail_tls_chain_facts
+  - module: mailops.tls.mail_tls_assert
+  - name: Deploying chains to Postfix and Dovecot
+    description: The collection's C(docs/deploying-chains.md), with Postfix and Dovecot settings for each file.
+    link: https://www.postfix.org/postconf.5.html#smtpd_tls_chain_files
+"""
+
+EXAMPLES = r"""
+- name: Postfix 3.4+, key and chain in one file (smtpd_tls_chain_files)
+  mailops.tls.mail_tls_chain:
+    path: [/root/certs/from-the-ca.pem, /root/certs/intermediates.p7b]
+    private_key_path: /root/certs/mail.key
+    names: [mail.example.org]
+    combined_path: /etc/postfix/tls/mail.pem
+  notify: Reload postfix
+
+- name: Dovecot and older Postfix, separate certificate and key files, key readable by a group
+  mailops.tls.mail_tls_chain:
+    path: /root/certs/mail.p12
+    pkcs12_passphrase: "{{ vault_p12_passphrase }}"
+    names: [imap.example.org, mail.example.org]
+    fullchain_path: /etc/dovecot/private/fullchain.pem
+    key_path: /etc/dovecot/private/mail.key
+    key_group: dovecot
+    key_mode: "0640"
+    root_path: /var/www/html/ca/root.pem
+    backup: true
+
+- name: RSA and ECDSA certificates for one Postfix, written only if both are deployable
+  mailops.tls.mail_tls_chain:
+    names: [mail.example.org]
+    pool: [/usr/local/share/ca-intermediates/]
+    chains:
+      - path: [/root/certs/rsa.crt]
+        private_key_path: /root/certs/rsa.key
+        combined_path: /etc/postfix/tls/rsa.pem
+      - path: [/root/certs/ecdsa.crt]
+        private_key_path: /root/certs/ecdsa.key
+        combined_path: /etc/postfix/tls/ecdsa.pem
+
+- name: Write a chain that expires in 10 days anyway, waiving nothing else
+  mailops.tls.mail_tls_chain:
+    path: /root/certs/old.pem
+    fullchain_path: /etc/postfix/fullchain.pem
+    ignore: [expires_soon]
+"""
+
+RETURN = r"""
+written:
+  description: Files whose content, owner, group or mode changed (in check mode, would change).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/postfix/tls/mail.pem]
+backup_files:
+  description: The copies made by O(backup).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/postfix/tls/mail.pem.4711.2026-03-01@12:00:00~"]
+files:
+  description: One entry per output file, in the order fullchain, chain, combined, key, root (chain by chain).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    output:
+      description: Which output it is.
+      type: str
+      choices: [fullchain, chain, combined, key, root]
+    path:
+      description: The path as given.
+      type: str
+    changed:
+      description: Whether it changed (in check mode, would change).
+      type: bool
+    changes:
+      description: What changed, such as C(content) or C(mode 0644 -> 0600).
+      type: list
+      elements: str
+    backup_file:
+      description: The copy made by O(backup), or V(null).
+      type: str
+violations:
+  description: Findings about the chain to write that stop the writing (or were overridden by O(force)), with
+    the keys of RV(issues). Returned when O(chains) is not used.
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+waived:
+  description: Findings waived by O(ignore). Returned when O(chains) is not used.
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+issues:
+  description: Every finding about the input, as M(mailops.tls.mail_tls_chain_facts) reports it. Some of them,
+    such as C(wrong_order), are fixed by the files written.
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+  contains:
+    code:
+      description: Stable issue code, documented in C(docs/issue-codes.md).
+      type: str
+    severity:
+      description: How bad it is.
+      type: str
+      choices: [error, warning, info]
+    message:
+      description: What is wrong, where, and how to fix it.
+      type: str
+    certificate:
+      description: The certificate it is about (V(null) if none), with C(index), C(sha256) and C(subject).
+      type: dict
+certificates:
+  description: Every certificate given, in input order, as the certificate records of
+    M(mailops.tls.mail_tls_chain_facts).
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+chain:
+  description: The chain written, leaf first, root excluded, as the certificate records of
+    M(mailops.tls.mail_tls_chain_facts) (with C(source) saying where each came from).
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+root:
+  description: The root the chain ends in, or V(null) when the chain is incomplete.
+  returned: when O(chains) is not used
+  type: dict
+names:
+  description: One result per O(names) entry, as in M(mailops.tls.mail_tls_chain_facts).
+  returned: when O(chains) is not used
+  type: list
+  elements: dict
+complete:
+  description: Whether the given certificates alone reach a root.
+  returned: when O(chains) is not used
+  type: bool
+ordered:
+  description: Whether the given certificates were in serving order.
+  returned: when O(chains) is not used
+  type: bool
+trusted:
+  description: Whether the chain ends in a trust anchor.
+  returned: when O(chains) is not used
+  type: bool
+key_matches:
+  description: Whether the private key belongs to the leaf; V(null) when no key was given.
+  returned: when O(chains) is not used
+  type: bool
+alternatives:
+  description: Other valid paths to a trust anchor, as SHA-256 fingerprints.
+  returned: when O(chains) is not used
+  type: list
+  elements: list
+signature_checks:
+  description: How many signatures were verified to build the chain.
+  returned: when O(chains) is not used
+  type: int
+chains:
+  description: One result per O(chains) entry, in order, each with the keys returned for a single chain
+    (RV(certificates), RV(chain), RV(root), RV(issues), RV(names), RV(complete), RV(ordered), RV(trusted),
+    RV(key_matches), RV(alternatives), RV(signature_checks), RV(violations), RV(waived)).
+  returned: when O(chains) is used
+  type: list
+  elements: dict
+"""
+
+import os
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mailops.tls.plugins.module_utils import chainfiles
+from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
+from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
+from ansible_collections.mailops.tls.plugins.module_utils.module_args import CHAIN_INPUT_SPEC
+
+OUTPUT_SPEC = {f"{kind}_{attribute}": {"type": kind_type}
+               for kind in chainfiles.KINDS
+               for attribute, kind_type in (("path", "path"), ("owner", "str"), ("group", "str"), ("mode", "raw"))}
+CHAIN_SPEC = dict({name: CHAIN_INPUT_SPEC[name] for name in chainfiles.CHAIN_OPTIONS}, **OUTPUT_SPEC)
+
+
+def argument_spec() -> dict:
+    return dict(CHAIN_INPUT_SPEC, **OUTPUT_SPEC,
+                chains={"type": "list", "elements": "dict", "options": CHAIN_SPEC,
+                        "required_one_of": [("path", "content"), chainfiles.PATH_OPTIONS]},
+                force={"type": "bool", "default": False},
+                backup={"type": "bool", "default": False},
+                fail_on={"type": "list", "elements": "str", "default": []},
+                ignore={"type": "list", "elements": "str", "default": []})
+
+
+def read_state(path: str) -> chainfiles.FileState:
+    """The file at path (a link followed) as it is now; refuses directories and missing parent directories."""
+    real = os.path.realpath(path)
+    try:
+        status = os.stat(real)
+    except FileNotFoundError:
+        parent = os.path.dirname(real)
+        if not os.path.isdir(parent):
+            raise InputError(f"{path} cannot be written: the directory {parent} does not exist; create it first "
+                             "(ansible.builtin.file with state: directory)") from None
+        return chainfiles.FileState()
+    if not stat.S_ISREG(status.st_mode):
+        raise InputError(f"{path} exists and is not a regular file: name a file")
+    return chainfiles.FileState(read_file(real), status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
+
+
+def default_owner(path: str) -> tuple[int, int]:
+    """Who owns a new file: the module's user, and the directory's group when it is set-group-ID."""
+    directory = os.stat(os.path.dirname(os.path.realpath(path)))
+    return os.geteuid(), directory.st_gid if directory.st_mode & stat.S_ISGID else os.getegid()
+
+
+def write_temporary(path: str, data: bytes) -> str:
+    """Write data to a new mode-0600 file beside path and flush it to disk; return its name."""
+    directory, name = os.path.split(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
+def fsync_directory(directory: str) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write(module: AnsibleModule, planned: chainfiles.PlannedFile, current: chainfiles.FileState,
+          change: chainfiles.Change, backup: bool) -> str | None:
+    """Apply one planned file; returns the backup path, if one was made."""
+    output = planned.output
+    path = os.path.realpath(output.path)
+    attributes = {"path": path, "owner": output.owner, "group": output.group, "mode": output.mode,
+                  "secontext": [None, None, None, None], "attributes": None}
+    backup_file = None
+    if change.content:
+        if current.exists and backup:
+            backup_file = module.backup_local(path)
+        if current.exists:
+            # atomic_move gives the new file the old one's owner, group and mode: make those the wanted ones
+            # first, so a new key is never readable by anyone it should not be, not even for an instant.
+            module.set_fs_attributes_if_different(attributes, False)
+        temporary = write_temporary(path, planned.data)
+        umask = os.umask(0o077)  # a file atomic_move creates gets 0666 & ~umask: 0600 until set below
+        try:
+            module.atomic_move(temporary, path)
+        finally:
+            os.umask(umask)
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        fsync_directory(os.path.dirname(path))
+    module.set_fs_attributes_if_different(attributes, False)
+    return backup_file
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("path", "content", "chains"), ("chains", *chainfiles.PATH_OPTIONS)],
+        mutually_exclusive=[("chains", name) for name in CHAIN_SPEC],
+        supports_check_mode=True)
+    problem = cryptography_problem()
+    if problem:
+        module.fail_json(msg=problem)
+    params = module.params
+    try:
+        plans = chainfiles.plan(params)
+    except MailTlsError as exc:
+        module.fail_json(msg=str(exc))
+    result: dict = {"changed": False, "written": [], "backup_files": [], "files": []}
+    if params["chains"]:
+        result["chains"] = [p.as_dict() for p in plans]
+    else:
+        result.update(plans[0].as_dict())
+    if any(not p.verdict.passed for p in plans) and not params["force"]:
+        module.fail_json(msg=chainfiles.refusal_message(plans), **result)
+    for chain_plan in plans:
+        for finding in chain_plan.verdict.violations:
+            module.warn(f"force: written despite [{finding.code}] {finding.message}")
+        for finding in chain_plan.verdict.warnings:
+            module.warn(f"[{finding.code}] {finding.message}")
+    diffs = []
+    try:
+        work = []
+        for planned in (f for p in plans for f in p.files):
+            current = read_state(planned.output.path)
+            work.append((planned, current, chainfiles.compare(planned, current)))
+        for planned, current, change in work:
+            path = planned.output.path
+            backup_file = None
+            if change.changed and not module.check_mode:
+                backup_file = write(module, planned, current, change, params["backup"])
+            if change.changed:
+                result["written"].append(path)
+                diffs.append({"before_header": path, "after_header": path,
+                              "before": chainfiles.listing(current, path),
+                              "after": chainfiles.listing(chainfiles.expected_state(planned, current,
+                                                                                    *default_owner(path)), path)})
+            if backup_file:
+                result["backup_files"].append(backup_file)
+            result["files"].append({"output": planned.output.kind, "path": path, "changed": change.changed,
+                                    "changes": change.describe(), "backup_file": backup_file})
+    except MailTlsError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except Exception as exc:  # OSError, and atomic_move raises plain Exception
+        module.fail_json(msg=f"writing the chain files failed after {len(result['written'])} file(s): {exc}",
+                         **result)
+    result["changed"] = bool(result["written"])
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
