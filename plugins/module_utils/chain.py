@@ -191,12 +191,10 @@ class _Search:
         if len(self.paths) >= MAX_PATHS:
             return
         current = path[-1]
-        if len(path) > 1 and current.anchor:
-            self.paths.append(Path(path, TRUSTED))
-            return
         if current.self_signed:
             self.paths.append(Path(path, TRUSTED if current.anchor else SELF_SIGNED))
             return
+        found_before = len(self.paths)
         extended = cycle = False
         for candidate in self.index.issuer_candidates(current):
             if candidate in path:
@@ -207,7 +205,11 @@ class _Search:
                 continue
             extended = True
             self.visit((*path, candidate))
-        if not extended:
+        # An anchor that is not a self-signed root (an intermediate among the roots) ends a path only when no
+        # trusted path goes on above it: clients that trust only the root need it served.
+        if len(path) > 1 and current.anchor and not any(p.kind == TRUSTED for p in self.paths[found_before:]):
+            self.paths.append(Path(path, TRUSTED))
+        elif not extended:
             self.paths.append(Path(path, INCOMPLETE, cycle))
 
 

@@ -419,6 +419,27 @@ def test_self_signed_root_not_among_anchors_is_untrusted(deep):
     assert "Test Root CA" in found.message and "the pool" in found.message
 
 
+@pytest.mark.parametrize("given", ["served", "leaf_only"])
+def test_intermediate_among_the_roots_is_still_served(deep, given):
+    """A private CA's bundle in roots often holds its intermediates too; clients trust only the root."""
+    bundle = deep.served_chain if given == "served" else [deep.leaf]
+    result = analyze(bundle, roots=[*deep.intermediates, deep.root])
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    assert root_of(result) == sha256_hex(deep.root.der)
+    assert "root_included" not in codes(result)
+    assert ("missing_intermediate" in codes(result)) == (given == "leaf_only")
+
+
+@pytest.mark.parametrize("pool", ["empty", "untrusted_root"])
+def test_intermediate_anchor_without_its_root_ends_the_path(deep, pool):
+    """Anchoring at an intermediate (its root not trusted) is allowed: the path ends there."""
+    result = analyze([deep.leaf, deep.intermediates[1]], roots=[deep.intermediates[0]],
+                     pool=[deep.root] if pool == "untrusted_root" else ())
+    assert result.trusted and result.findings == ()
+    assert chain_of(result) == fingerprints([deep.leaf, deep.intermediates[1]])
+    assert root_of(result) == sha256_hex(deep.intermediates[0].der)
+
+
 def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
     result = analyze(deep.served_chain, system=[deep.root])
     assert result.trusted and result.findings == ()
