@@ -140,9 +140,10 @@ def analyze(request: Request) -> Analysis:
     path, alternatives = chainlib.best_path(search, valid_at)
     key_matches = _key_matches(request.keys, leaf)
     names = nameslib.match_names(request.names, leaf.info.dns_names, leaf.info.ip_addresses, leaf.info.common_names)
-    facts = Facts(index, leaf, path, tuple(p for p in alternatives if p.kind == chainlib.TRUSTED)
-                  if path.kind == chainlib.TRUSTED else (), search, request.keys, key_matches, names, valid_at,
-                  request.expires_soon_days)
+    # Alternatives are the other valid paths: to an anchor, without validity or constraint problems.
+    valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not chainlib.path_problems(p, valid_at))
+    facts = Facts(index, leaf, path, valid if path.kind == chainlib.TRUSTED else (), search, request.keys,
+                  key_matches, names, valid_at, request.expires_soon_days)
     findings = load_findings + run_checks(facts)
     codes = {f.code for f in findings}
     return Analysis(

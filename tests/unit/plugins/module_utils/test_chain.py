@@ -285,6 +285,8 @@ def test_an_expired_cross_sign_path_loses_to_a_valid_one():
     assert root_of(result) == sha256_hex(root_a.der)
     assert chain_of(result) == fingerprints([leaf, inter])
     assert "expired" not in codes(result)
+    # The expired path is no valid alternative.
+    assert result.alternatives == () and "cross_signed" not in codes(result)
 
 
 def test_choice_is_the_same_for_every_input_order(cross):
