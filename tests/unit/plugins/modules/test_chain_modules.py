@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,30 +11,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import pki
-
-REPO = Path(__file__).resolve().parents[4]
-ANSIBLE_BIN = Path(sys.executable).with_name("ansible")
+from ansible_adhoc import ANSIBLE_BIN, run_task
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
                                 reason="ansible-core is not installed in this interpreter's environment "
                                        "(make unit installs it; make unit-oldest tests the library only)")
-
-
-def run_task(tmp_path: Path, module: str, args: dict, check_mode: bool = False) -> dict:
-    """Run one module with the ansible command (ad-hoc) and return its result as Ansible reports it."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    command = [str(ANSIBLE_BIN), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
-               "-a", json.dumps(args), "-e", f"ansible_python_interpreter={sys.executable}"]
-    if check_mode:
-        command.append("--check")
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
-                               cwd=tmp_path)
-    status, _, payload = completed.stdout.partition(" => ")
-    result = json.loads(payload)
-    result["failed"] = "FAILED" in status
-    result["stderr_of_ansible"] = completed.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
