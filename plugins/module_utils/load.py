@@ -99,7 +99,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
             findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END {end_label.decode()}"))
             continue
         if label in _KEY_LABELS:
-            loaded = _load_pem_key(match.group(0), source, number, passphrases)
+            loaded = _load_pem_key(_canonical_pem(label, body), source, number, passphrases)
             keys.extend(loaded.keys)
             findings.extend(loaded.findings)
             continue
@@ -131,6 +131,17 @@ def _base64(body: bytes) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"its base64 text is damaged ({exc}); copy the block again") from None
+
+
+def _canonical_pem(label: bytes, body: bytes) -> bytes:
+    """The block as every cryptography version reads it: LF line ends, no indentation or trailing blanks,
+    headers (Proc-Type, DEK-Info) kept, base64 in 64-character lines."""
+    lines = [line.strip() for line in body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")]
+    headers = b"".join(line + b"\n" for line in lines if b":" in line)
+    payload = b"".join(line for line in lines if line and b":" not in line)
+    wrapped = b"".join(payload[i:i + 64] + b"\n" for i in range(0, len(payload), 64))
+    return (b"-----BEGIN " + label + b"-----\n" + (headers + b"\n" if headers else b"") + wrapped
+            + b"-----END " + label + b"-----\n")
 
 
 def _certificate(der: bytes, source: str, block: int, check: bool, trusted: bool = False) -> Loaded:
