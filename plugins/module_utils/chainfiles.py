@@ -119,7 +119,7 @@ def parse_mode(value, option: str) -> int:
     else:
         text = value.strip().lower()
         digits = text[2:] if text.startswith("0o") else text
-        if not digits or len(digits) > 4 or any(ch not in "01234567" for ch in digits):
+        if not digits or any(ch not in "01234567" for ch in digits):
             raise InputError(f"{option} {value!r} is not an octal mode: give it quoted, such as '0600' (symbolic "
                              "modes like u=rw are not supported)")
         mode = int(digits, 8)
@@ -328,15 +328,14 @@ def listing(state: FileState, source: str, passphrases: Sequence[bytes] = ()) ->
         return ""
     lines = [f"owner={_user_name(state.uid)} group={_group_name(state.gid)} mode="
              + (f"{state.mode & 0o7777:04o}" if state.mode is not None else "?")]
+    if not (state.data or b"").strip():
+        return "\n".join((*lines, "(empty)")) + "\n"
     loaded = load_bytes(state.data or b"", source, passphrases)
     for key in loaded.keys:
         lines.append(describe_key(key))
     for position, certificate in enumerate(loaded.certificates, 1):
         lines.extend(_describe_certificate(position, certificate.der))
-    for problem in loaded.findings:
-        lines.append(f"unreadable: {problem.message}")
-    if not loaded.keys and not loaded.certificates and not loaded.findings:
-        lines.append("(no certificate and no key)")
+    lines.extend(f"{problem.code}: {problem.message}" for problem in loaded.findings)
     return "\n".join(lines) + "\n"
 
 
