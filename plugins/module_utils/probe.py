@@ -177,10 +177,10 @@ def _context(key_type: Optional[str]) -> ssl.SSLContext:
     return context
 
 
-def _handshake_failure(exc: OSError) -> ProbeError:
-    reason = getattr(exc, "reason", None) or ""
-    if isinstance(exc, ssl.SSLEOFError) or not reason:
-        what = f"the connection ended during the TLS handshake ({exc})"
+def _handshake_failure(reason: str, detail: str) -> ProbeError:
+    """The error for a failed handshake; reason is OpenSSL's reason code (WRONG_VERSION_NUMBER), or empty."""
+    if not reason or reason == "UNEXPECTED_EOF_WHILE_READING":
+        what = f"the connection ended during the TLS handshake ({detail})"
     elif "ALERT" in reason:
         what = f"the server answered with the TLS alert {reason}"
     elif reason == "WRONG_VERSION_NUMBER":
@@ -211,7 +211,7 @@ def _ssl_handshake(sock: socket.socket, endpoint: Endpoint, deadline: Deadline) 
     except socket.timeout:
         raise deadline.expired("during the TLS handshake") from None
     except OSError as exc:
-        raise _handshake_failure(exc) from None
+        raise _handshake_failure(getattr(exc, "reason", None) or "", str(exc)) from None
 
 
 # The handshake with the openssl command, for Pythons that cannot read the chain
@@ -271,6 +271,8 @@ class _Relay:
 
 
 _S_CLIENT_SESSION = re.compile(r"^New, (\S+), Cipher is (\S+)", re.MULTILINE)
+# OpenSSL 1.1.1 and 3.x error lines: ...:error:<code>:<library>:<function>:<reason text>:<file>:<line>:...
+_S_CLIENT_REASON = re.compile(r":error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+):")
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
@@ -295,10 +297,19 @@ def _openssl_handshake(openssl: str, sock: socket.socket, endpoint: Endpoint, de
             raise deadline.expired("during the TLS handshake (openssl s_client)") from None
     session = _S_CLIENT_SESSION.search(done.stdout)
     chain = tuple(ssl.PEM_cert_to_DER_cert(pem) for pem in _PEM_CERTIFICATE.findall(done.stdout))
-    if not chain or not session or session.group(1) == "(NONE)":
-        errors = [line for line in done.stderr.splitlines() if "error" in line.lower()] or ["no certificate"]
-        raise ProbeError("tls_handshake_failed", f"the TLS handshake failed (openssl s_client): {errors[-1]}")
-    return chain, session.group(1), session.group(2)
+    if chain and session and session.group(1) != "(NONE)":
+        return chain, session.group(1), session.group(2)
+    if deadline.remaining() <= 0:  # the relay ends at the deadline, and openssl may notice before its timeout
+        raise deadline.expired("during the TLS handshake (openssl s_client)")
+    raise _s_client_failure(done.stderr)
+
+
+def _s_client_failure(stderr: str) -> ProbeError:
+    """The same error as Python's ssl gives, from s_client's error lines (reason text to reason code)."""
+    reasons = _S_CLIENT_REASON.findall(stderr)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    reason = reasons[-1].upper().replace(" ", "_") if reasons else ""
+    return _handshake_failure(reason, f"openssl s_client: {lines[-1] if lines else 'no certificate'}")
 
 
 def _handshaker(backend: str) -> Callable[[socket.socket, Endpoint, Deadline], tuple]:
