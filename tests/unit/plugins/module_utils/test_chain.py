@@ -289,6 +289,22 @@ def test_an_expired_cross_sign_path_loses_to_a_valid_one():
     assert result.alternatives == () and "cross_signed" not in codes(result)
 
 
+@pytest.mark.parametrize("problem", [{"path_length": 0}, {"key_usage": "encipher_only"}])
+def test_a_path_through_a_constrained_ca_loses_to_a_clean_one(problem):
+    """Root A may not sign (this far down); it is the operator's anchor, which would otherwise win."""
+    root_a, root_b = pki.root("Root A", **problem), pki.root("Root B")
+    upper = root_a.issue("Upper CA", ca=True)
+    upper_x = pki.cross_sign(upper, root_b)
+    lower = upper.issue("Lower CA", ca=True)
+    leaf = lower.leaf(MAIL)
+    result = analyze([leaf, lower, upper, upper_x], roots=[root_a], system=[root_b])
+    assert root_of(result) == sha256_hex(root_b.der)
+    assert chain_of(result) == fingerprints([leaf, lower, upper_x])
+    # The path through Root A is no valid alternative, so its Upper CA is surplus.
+    assert codes(result) == ["unrelated_certificate"]
+    assert only(result, "unrelated_certificate").certificate.sha256 == sha256_hex(upper.der)
+
+
 def test_choice_is_the_same_for_every_input_order(cross):
     decoy = pki.lookalike(cross["inter"], cross["root_a"])
     items = [cross["leaf"], cross["inter"], cross["inter_x"], decoy]
