@@ -52,8 +52,6 @@ PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "imap": 143, "imaps": 993,
 TLS_MODES = {"smtp": ("smtp", "starttls"), "submission": ("smtp", "starttls"), "smtps": ("smtp", "implicit"),
              "imap": ("imap", "starttls"), "imaps": ("imap", "implicit"), "pop3": ("pop3", "starttls"),
              "pop3s": ("pop3", "implicit"), "sieve": ("sieve", "starttls"), "lmtp": ("lmtp", "starttls")}
-#: implicit-TLS services probed to see which chain a backend serves (one per daemon at least).
-PROBE_SERVICES = ("smtps", "imaps", "pop3s")
 
 POSTFIX_QUEUE_DIRS = {  # name -> (owner, group, mode), as in /etc/postfix/postfix-files
     "": ("root", None, 0o755), "pid": ("root", None, 0o755),
@@ -516,11 +514,21 @@ class Backend:
         write_file(self.cert_file, chain_pem, 0o644)
         write_file(self.chain_key_file, key_pem.rstrip(b"\n") + b"\n" + chain_pem, 0o600)
 
+    def serves_files(self, chain_pem: bytes, key_pem: bytes) -> bool:
+        """True when this backend's TLS files hold chain_pem and key_pem."""
+        try:
+            return self.cert_file.read_bytes() == chain_pem and self.key_file.read_bytes() == key_pem
+        except OSError:
+            return False
+
     def write_config(self, lab_dir: Path) -> None:
         """Write Postfix main.cf/master.cf, Dovecot's config, and the directories they need."""
         for directory in (self.postfix_dir, self.dovecot_conf.parent, self.dovecot_state, self.mail_dir):
             directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.mail_dir, 0o1777)
+        for log in (self.postfix_log, self.dovecot_log):
+            if log.exists():
+                os.replace(log, log.with_name(log.name + ".prev"))  # this run's log starts empty
         write_file(self.postfix_dir / "main.cf", postfix_main_cf(self, lab_dir), backdate=True)
         write_file(self.postfix_dir / "master.cf", postfix_master_cf(self), backdate=True)
         write_file(self.dovecot_conf, dovecot_conf(self))
@@ -812,12 +820,14 @@ class Lab:
         if not self.backends:
             raise LabError("a lab needs at least one backend")
         self.dir.mkdir(parents=True, exist_ok=True)
+        check_traversable(self.dir)
         self._check_free()
         self._prepare_pki()
         for backend in self.backends:
             backend.write_tls(self.pki.fullchain_pem, self.pki.key_pem)
             backend.write_config(self.dir)
         write_file(self.haproxy_cfg, haproxy_cfg(self.front_address, self.backends, self.haproxy_pidfile))
+        self.haproxy_log.unlink(missing_ok=True)
         self._write_state(running=True)
         try:
             self._add_addresses()
@@ -907,9 +917,20 @@ class Lab:
         """Serve the lab's default chain again on one backend."""
         self.set_chain(which, self.pki.fullchain_pem, self.pki.key_pem, timeout=timeout)
 
-    def wait_serving(self, backend: Backend, leaf_der: bytes, *, deadline: float, streak: int = 3) -> None:
-        """Poll the backend's implicit-TLS ports until each presents leaf_der `streak` handshakes in a row."""
-        for service in PROBE_SERVICES:
+    def reset_chains(self, *, timeout: float = 15) -> list:
+        """Serve the default chain again on every backend whose files differ from it; return those backends."""
+        changed = [b for b in self.backends if not b.serves_files(self.pki.fullchain_pem, self.pki.key_pem)]
+        for backend in changed:
+            self.reset_chain(backend, timeout=timeout)
+        return changed
+
+    def wait_serving(self, backend: Backend, leaf_der: bytes, *, deadline: float, streak: int = 2) -> None:
+        """Poll every TLS service of the backend until each presents leaf_der `streak` handshakes in a row.
+
+        Every service is probed: Postfix's smtpd processes and Dovecot's imap-login, pop3-login,
+        managesieve-login and lmtp processes each restart on their own after a reload.
+        """
+        for service in PORTS:
             seen, last = 0, "nothing"
             while seen < streak:
                 try:
@@ -957,8 +978,14 @@ class Lab:
                 "daemons": self.daemons(), "ports": ports, "processes": len(self.processes())}
 
     def down(self, *, check: bool = True, timeout: float = 10) -> None:
-        """Stop every lab daemon (TERM, then KILL), remove the lab addresses; verify nothing is left."""
+        """Stop every lab daemon (TERM, then KILL), remove the lab addresses; verify nothing is left.
+
+        A lab that this directory never brought up (no daemons, state not running) is left alone, so a failed
+        ``up`` next to another running lab does not take that lab's addresses away.
+        """
         daemons = set(self.daemons().values())
+        if not daemons and not self._read_state().get("running"):
+            return
         members = set(session_members(daemons)) | daemons if daemons else set()
         for pid in daemons:
             signal_pid(pid, signal.SIGTERM)
@@ -967,8 +994,7 @@ class Lab:
             signal_pid(pid, signal.SIGKILL)
         wait_gone(members, 2)
         self._remove_addresses(self.addresses)
-        if self.dir.exists():
-            self._write_state(running=False)
+        self._write_state(running=False)
         if check:
             self.verify_down()
 
@@ -992,6 +1018,14 @@ def wait_gone(pids: set, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while any(proc_stat(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def check_traversable(directory: Path) -> None:
+    """The postfix, dovecot and dovenull users must reach the lab dir: every directory up to it needs o+x."""
+    for path in (directory, *directory.parents):
+        if not path.stat().st_mode & 0o001:
+            raise LabError(f"{path} is not searchable by others (mode {path.stat().st_mode & 0o777:o}); the mail "
+                           "daemons' users cannot reach the lab there: chmod o+x it or use another --dir")
 
 
 def require_root() -> None:

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Integration fixtures: the real lab (HAProxy in front of Postfix + Dovecot backends on loopback).
+
+``lab`` is session-scoped: installed (tests/lab/install.sh) if needed, brought up once in a temporary
+directory, always torn down. Tests that change a backend (``lab.set_chain``) must restore it
+(``lab.reset_chain``). Set MAILOPS_LAB_BASE to move the lab off 127.0.0.10 (e.g. while a demo lab runs).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+LAB_DIR = Path(__file__).resolve().parent.parent / "lab"
+LAB_TOOLS = ("postfix", "dovecot", "doveadm", "haproxy", "ip", "script", "ss", "openssl")
+
+
+def load_lab_module():
+    """Import tests/lab/lab.py as module ``lab`` (test modules then ``import lab as lablib``)."""
+    if "lab" in sys.modules:
+        return sys.modules["lab"]
+    spec = importlib.util.spec_from_file_location("lab", LAB_DIR / "lab.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lab"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+lablib = load_lab_module()
+
+
+def missing_tools() -> list:
+    """Lab commands not on PATH."""
+    return [tool for tool in LAB_TOOLS if shutil.which(tool) is None]
+
+
+def ensure_installed() -> None:
+    """Run install.sh when tools are missing (as root); skip with the reason otherwise."""
+    missing = missing_tools()
+    if missing and os.geteuid() != 0:
+        pytest.skip(f"lab tools missing ({', '.join(missing)}) and not root to run tests/lab/install.sh")
+    if missing:
+        done = subprocess.run(["sh", str(LAB_DIR / "install.sh")], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"tests/lab/install.sh failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        still = missing_tools()
+        if still:
+            pytest.fail(f"tests/lab/install.sh left tools missing: {', '.join(still)}")
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (it adds addresses to lo and starts mail daemons)")
+
+
+@pytest.fixture(scope="session")
+def lab_base() -> str:
+    """Front address of the session lab; backends follow it."""
+    return os.environ.get("MAILOPS_LAB_BASE", lablib.DEFAULT_BASE)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_base):
+    """A running lab with 3 backends (mx1..mx3); torn down after the session whatever happens.
+
+    Its directory is made under /tmp (pytest's own tmp dirs are mode 700: the postfix and dovecot users could
+    not reach them) and removed afterwards unless MAILOPS_LAB_KEEP is set.
+    """
+    ensure_installed()
+    directory = Path(tempfile.mkdtemp(prefix="mailops-lab-"))
+    directory.chmod(0o755)
+    the_lab = lablib.Lab(directory, base=lab_base)
+    try:
+        the_lab.up(backends=3)
+        yield the_lab
+    finally:
+        the_lab.down()
+        if not os.environ.get("MAILOPS_LAB_KEEP"):
+            shutil.rmtree(directory, ignore_errors=True)
