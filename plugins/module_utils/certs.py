@@ -168,7 +168,7 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
         common_names=tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)),
         dns_names=tuple(san.get_values_for_type(x509.DNSName)) if san else (),
         ip_addresses=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)) if san else (),
-        serial=colon_hex(cert.serial_number.to_bytes((cert.serial_number.bit_length() + 8) // 8, "big")),
+        serial=_serial_hex(cert.serial_number),
         not_before=not_before(cert), not_after=not_after(cert),
         key_type=key_type, key_size=key_size, key_curve=curve,
         signature_algorithm=sig_name, signature_hash=sig_hash,
@@ -183,6 +183,12 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
                              if d.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS
                              and isinstance(d.access_location, x509.UniformResourceIdentifier)),
         self_signed=self_signed, fingerprints=fingerprints(der))
+
+
+def _serial_hex(serial: int) -> str:
+    """The serial's DER INTEGER content bytes; old CAs issued negative serials, which cryptography still parses."""
+    length = ((serial if serial >= 0 else ~serial).bit_length() + 8) // 8
+    return colon_hex(serial.to_bytes(length, "big", signed=True))
 
 
 def key_description(public_key) -> tuple[str, int, Optional[str]]:
