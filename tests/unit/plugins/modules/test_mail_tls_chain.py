@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""mail_tls_chain run through the ansible command on generated PKIs, writing real files in tmp_path."""
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import pki
+from ansible_adhoc import ANSIBLE_BIN, run_task
+
+pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
+                                reason="ansible-core is not installed in this interpreter's environment "
+                                       "(make unit installs it; make unit-oldest tests the library only)")
+
+MODULE = "mailops.tls.mail_tls_chain"
+PASSPHRASE = "module test passphrase 9d2e"
+KINDS = ("fullchain", "chain", "combined", "key", "root")
+# A patched rename that kills its own process when it is about to replace one file: the writer dies after the
+# temporary file is complete and before the rename, as a power cut or an OOM kill would leave it.
+KILLER = '''\
+import os
+import signal
+
+_TARGET = os.environ.get("MAILOPS_TEST_KILL_ON_RENAME_TO")
+if _TARGET:
+    _rename, _replace = os.rename, os.replace
+
+    def _die_for(dst):
+        if os.fsdecode(dst) == _TARGET:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def rename(src, dst, *args, **kwargs):
+        _die_for(dst)
+        return _rename(src, dst, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        _die_for(dst)
+        return _replace(src, dst, *args, **kwargs)
+
+    os.rename, os.replace = rename, replace
+'''
+
+
+@pytest.fixture(scope="module")
+def company():
+    return pki.hierarchy("mail.example.test", "imap.example.test", depth=2)
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path, company) -> dict:
+    """A messy pile (wrong order, root included, junk, lower intermediate missing), the pool, root, encrypted key."""
+    upper, lower = company.intermediates
+    data = {
+        "pile.pem": b"Bag Attributes\n    localKeyID: 01\nsubject=/CN=junk\n"
+                    + pki.pem_bundle(company.root, upper, company.leaf) + b"\nthanks for your order\n",
+        "pool.pem": lower.pem,
+        "root.pem": company.root.pem,
+        "leaf.key": company.leaf.key_pem(PASSPHRASE.encode()),
+    }
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    for name, content in data.items():
+        (tmp_path / "in" / name).write_bytes(content)
+    return {"path": [str(tmp_path / "in" / "pile.pem")], "pool": [str(tmp_path / "in" / "pool.pem")],
+            "roots": [str(tmp_path / "in" / "root.pem")], "system_roots": False,
+            "private_key_path": str(tmp_path / "in" / "leaf.key"), "private_key_passphrase": PASSPHRASE,
+            "names": ["mail.example.test", "imap.example.test"]}
+
+
+def out(tmp_path: Path, kind: str) -> Path:
+    return tmp_path / "out" / f"{kind}.pem"
+
+
+def all_outputs(tmp_path: Path) -> dict:
+    return {f"{kind}_path": str(out(tmp_path, kind)) for kind in KINDS}
+
+
+def expected_bytes(company) -> dict:
+    chain = pki.pem_bundle(*company.served_chain)
+    key = company.leaf.key_pem()  # unencrypted PKCS#8
+    return {"fullchain": chain, "chain": pki.pem_bundle(*company.served_chain[1:]), "combined": key + chain,
+            "key": key, "root": company.root.pem}
+
+
+def snapshot(path: Path) -> tuple:
+    status = path.stat()
+    return path.read_bytes(), status.st_ino, status.st_mtime_ns, status.st_uid, status.st_gid, \
+        stat.S_IMODE(status.st_mode)
+
+
+def assert_no_key_material(result: dict, *issued: pki.Issued) -> None:
+    text = json.dumps(result)
+    assert "PRIVATE KEY" not in text
+    assert PASSPHRASE not in text
+    for item in issued:
+        for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
+            pem = item.key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+            for line in pem.splitlines():
+                if "-----" not in line:
+                    assert line not in text
+
+
+def test_writes_every_output_once_and_then_changes_nothing(tmp_path, inputs, company):
+    first = run_task(tmp_path, MODULE, dict(inputs, **all_outputs(tmp_path)))
+    assert not first["failed"], first.get("msg")
+    assert first["changed"] is True
+    assert first["written"] == [str(out(tmp_path, kind)) for kind in KINDS]
+    for kind, data in expected_bytes(company).items():
+        assert out(tmp_path, kind).read_bytes() == data, kind
+        mode = stat.S_IMODE(out(tmp_path, kind).stat().st_mode)
+        assert mode == (0o600 if kind in ("combined", "key") else 0o644), kind
+    # The result is the analysis of the input, in the schema of mail_tls_chain_facts, plus the files.
+    assert [c["subject"] for c in first["chain"]] == [c.subject.rfc4514_string() for c in company.served_chain]
+    assert [c["source"] for c in first["chain"]][1] == "pool"
+    assert first["root"]["subject"] == company.root.subject.rfc4514_string()
+    assert {"wrong_order", "missing_intermediate", "root_included"} <= {i["code"] for i in first["issues"]}
+    assert first["violations"] == [] and first["key_matches"] is True
+    assert [(f["output"], f["changes"]) for f in first["files"]] == [(kind, ["content"]) for kind in KINDS]
+    assert_no_key_material(first, company.leaf)
+
+    before = {kind: snapshot(out(tmp_path, kind)) for kind in KINDS}
+    second = run_task(tmp_path, MODULE, dict(inputs, **all_outputs(tmp_path)))
+    assert not second["failed"], second.get("msg")
+    assert second["changed"] is False and second["written"] == []
+    assert [f["changed"] for f in second["files"]] == [False] * len(KINDS)
+    assert {kind: snapshot(out(tmp_path, kind)) for kind in KINDS} == before  # not even rewritten
+    assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".tmp")]
+
+
+def test_owner_group_and_mode(tmp_path, inputs):
+    nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrnam("nogroup")
+    args = dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), fullchain_owner="nobody",
+                fullchain_group="nogroup", key_path=str(out(tmp_path, "key")), key_group="nogroup",
+                key_mode="0640")
+    result = run_task(tmp_path, MODULE, args)
+    assert not result["failed"], result.get("msg")
+    full, key = out(tmp_path, "fullchain").stat(), out(tmp_path, "key").stat()
+    assert (full.st_uid, full.st_gid, stat.S_IMODE(full.st_mode)) == (nobody.pw_uid, nogroup.gr_gid, 0o644)
+    assert (key.st_uid, key.st_gid, stat.S_IMODE(key.st_mode)) == (0, nogroup.gr_gid, 0o640)
+
+    # Attributes alone change in place: same inode, same content, only what differs is reported.
+    inode = full.st_ino
+    again = run_task(tmp_path, MODULE, dict(args, fullchain_mode="0640", fullchain_owner="root"))
+    assert again["changed"] is True and again["written"] == [str(out(tmp_path, "fullchain"))]
+    assert again["files"][0]["changes"] == ["owner nobody -> root", "mode 0644 -> 0640"]
+    assert again["files"][1]["changed"] is False
+    full = out(tmp_path, "fullchain").stat()
+    assert (full.st_ino, full.st_uid, stat.S_IMODE(full.st_mode)) == (inode, 0, 0o640)
+
+
+def test_a_key_mode_readable_by_others_is_refused(tmp_path, inputs):
+    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(out(tmp_path, "combined")),
+                                             combined_mode="0644"))
+    assert result["failed"] is True
+    assert "combined_mode 0644 would let every user on the host read or change the private key" in result["msg"]
+    assert not out(tmp_path, "combined").exists()
+
+
+def test_check_mode_reports_and_touches_nothing_and_the_diff_holds_no_key(tmp_path, inputs, company):
+    old = pki.hierarchy("old.example.test")
+    out(tmp_path, "combined").write_bytes(old.leaf.key_pem() + old.leaf.pem)
+    os.chmod(out(tmp_path, "combined"), 0o600)
+    before = snapshot(out(tmp_path, "combined"))
+    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(out(tmp_path, "combined")),
+                                             fullchain_path=str(out(tmp_path, "fullchain"))),
+                      check_mode=True, diff=True)
+    assert not result["failed"], result.get("msg")
+    assert result["changed"] is True
+    assert result["written"] == [str(out(tmp_path, "fullchain")), str(out(tmp_path, "combined"))]
+    assert snapshot(out(tmp_path, "combined")) == before
+    assert not out(tmp_path, "fullchain").exists()
+    assert os.listdir(tmp_path / "out") == ["combined.pem"]
+
+    diff = result["diff_text"]
+    assert f"before: {out(tmp_path, 'combined')}" in diff
+    assert f"-[1] subject: {old.leaf.subject.rfc4514_string()}" in diff
+    assert f"+[1] subject: {company.leaf.subject.rfc4514_string()}" in diff
+    assert f"+[3] subject: {company.intermediates[0].subject.rfc4514_string()}" in diff
+    assert "+    SHA-256: " in diff and "+    valid: " in diff
+    assert "-private key (ecdsa secp256r1, 256 bits, SPKI SHA-256 " in diff
+    assert "+private key (ecdsa secp256r1, 256 bits, SPKI SHA-256 " in diff
+    assert_no_key_material({"diff": diff, "result": result}, company.leaf, old.leaf)
+
+
+def test_backup_keeps_the_previous_version_and_the_diff_shows_the_change(tmp_path, inputs, company):
+    old = pki.hierarchy("old.example.test")
+    out(tmp_path, "fullchain").write_bytes(pki.pem_bundle(*old.served_chain))
+    old_bytes = out(tmp_path, "fullchain").read_bytes()
+    result = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), backup=True,
+                                             root_path=str(out(tmp_path, "root"))), diff=True)
+    assert not result["failed"], result.get("msg")
+    (backup,) = result["backup_files"]
+    assert backup.startswith(str(out(tmp_path, "fullchain")) + ".") and backup.endswith("~")
+    assert Path(backup).read_bytes() == old_bytes
+    assert result["files"][0]["backup_file"] == backup
+    assert result["files"][1]["backup_file"] is None  # a new file has nothing to back up
+    assert out(tmp_path, "fullchain").read_bytes() == expected_bytes(company)["fullchain"]
+    assert f"-[1] subject: {old.leaf.subject.rfc4514_string()}" in result["diff_text"]
+    assert f"+[1] subject: {company.leaf.subject.rfc4514_string()}" in result["diff_text"]
+
+
+def test_a_chain_with_errors_is_refused_and_force_writes_it(tmp_path, inputs, company):
+    incomplete = dict(inputs, pool=[], fullchain_path=str(out(tmp_path, "fullchain")), names=["smtp.example.test"])
+    out(tmp_path, "fullchain").write_bytes(b"the old chain\n")
+    before = snapshot(out(tmp_path, "fullchain"))
+    refused = run_task(tmp_path, MODULE, incomplete)
+    assert refused["failed"] is True
+    lines = refused["msg"].splitlines()
+    assert lines[0] == "the chain to write: 2 policy violation(s):"
+    assert sorted(line.split("]")[0] for line in lines[1:3]) == ["- [missing_intermediate", "- [name_mismatch"]
+    assert lines[-1].startswith("Nothing was written")
+    assert [v["code"] for v in refused["violations"]] == ["missing_intermediate", "name_mismatch"]
+    assert snapshot(out(tmp_path, "fullchain")) == before
+
+    forced = run_task(tmp_path, MODULE, dict(incomplete, force=True))
+    assert not forced["failed"], forced.get("msg")
+    assert forced["changed"] is True
+    # What could be built: the leaf alone, as its issuer is nowhere to be found.
+    assert out(tmp_path, "fullchain").read_bytes() == company.leaf.pem
+    assert "force: written despite [missing_intermediate]" in forced["stderr_of_ansible"]
+    assert "force: written despite [name_mismatch]" in forced["stderr_of_ansible"]
+
+
+def test_dual_rsa_and_ecdsa_chains_from_a_pkcs12_and_pem(tmp_path):
+    rsa = pki.hierarchy("mail.example.test", key_type="rsa")
+    ecdsa = pki.hierarchy("mail.example.test", key_type="ecdsa")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "rsa.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"rsa", rsa.leaf.key, rsa.leaf.cert, [rsa.intermediates[0].cert],
+        serialization.BestAvailableEncryption(PASSPHRASE.encode())))
+    (tmp_path / "ecdsa.pem").write_bytes(pki.pem_bundle(*ecdsa.served_chain) + ecdsa.leaf.key_pem())
+    (tmp_path / "roots.pem").write_bytes(rsa.root.pem + ecdsa.root.pem)
+    args = {"roots": [str(tmp_path / "roots.pem")], "system_roots": False, "names": ["mail.example.test"],
+            "chains": [
+                {"path": [str(tmp_path / "rsa.p12")], "pkcs12_passphrase": PASSPHRASE,
+                 "combined_path": str(out(tmp_path, "rsa"))},
+                {"path": [str(tmp_path / "ecdsa.pem")], "combined_path": str(out(tmp_path, "ecdsa"))},
+            ]}
+    result = run_task(tmp_path, MODULE, args)
+    assert not result["failed"], result.get("msg")
+    for name, company in (("rsa", rsa), ("ecdsa", ecdsa)):
+        assert out(tmp_path, name).read_bytes() == company.leaf.key_pem() + pki.pem_bundle(*company.served_chain)
+        assert stat.S_IMODE(out(tmp_path, name).stat().st_mode) == 0o600
+    assert [c["chain"][0]["key_type"] for c in result["chains"]] == ["rsa", "ecdsa"]
+    assert "chain" not in result  # one result per chain, under chains
+    assert_no_key_material(result, rsa.leaf, ecdsa.leaf)
+
+
+def test_killed_between_the_temporary_file_and_the_rename_leaves_the_old_file(tmp_path, inputs, company):
+    target = out(tmp_path, "combined")
+    old = b"the old key and chain, still served\n"
+    target.write_bytes(old)
+    os.chmod(target, 0o600)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
+    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_KILL_ON_RENAME_TO": os.path.realpath(target)}
+    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)), env=env)
+    assert result["failed"] is True
+    assert target.read_bytes() == old
+    # The writer died after the temporary file was complete: it is beside the target, whole, and as private as
+    # the key file.
+    (leftover,) = [name for name in os.listdir(tmp_path / "out") if name != "combined.pem"]
+    assert leftover.startswith(".combined.pem.") and leftover.endswith(".tmp")
+    assert (tmp_path / "out" / leftover).read_bytes() == expected_bytes(company)["combined"]
+    assert stat.S_IMODE((tmp_path / "out" / leftover).stat().st_mode) == 0o600
+
+    # Without the kill the same task replaces the file.
+    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)))
+    assert not result["failed"], result.get("msg")
+    assert target.read_bytes() == expected_bytes(company)["combined"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ({"key_path": "{out}/key.pem", "key_mode": 600},
+     "key_mode 600 sets bits other than read, write and execute (YAML read the unquoted 600"),
+    ({"fullchain_path": "{out}/missing/dir/full.pem"}, "the directory {out}/missing/dir does not exist"),
+    ({"fullchain_path": "{out}/full.pem", "chains": [{"content": "x", "fullchain_path": "{out}/x.pem"}]},
+     "chains|fullchain_path"),
+    ({}, "one of the following is required: chains, fullchain_path, chain_path, combined_path, key_path, root_path"),
+    ({"root_path": "{out}/root.pem", "roots": [], "pool": [], "force": True}, "ends in no root"),
+])
+def test_bad_requests_fail_with_a_clear_message_and_write_nothing(tmp_path, inputs, args, expected):
+    where = str(tmp_path / "out")
+    filled = json.loads(json.dumps(args).replace("{out}", where))
+    result = run_task(tmp_path, MODULE, dict(inputs, **filled))
+    assert result["failed"] is True
+    assert expected.replace("{out}", where) in result["msg"]
+    assert "Traceback" not in json.dumps(result)
+    assert os.listdir(tmp_path / "out") == []
