@@ -3,7 +3,8 @@
 
 ``lab`` is session-scoped: installed (tests/lab/install.sh) if needed, brought up once in a temporary
 directory, always torn down. Tests that change a backend (``lab.set_chain``) must restore it
-(``lab.reset_chain``). Set MAILOPS_LAB_BASE to move the lab off 127.0.0.10 (e.g. while a demo lab runs).
+(``lab.reset_chain(s)``). The lab takes the first free base address from 127.0.0.10 on (.30, .50, ...),
+so sessions sharing a machine do not collide; MAILOPS_LAB_BASE is tried first when set.
 """
 from __future__ import annotations
 
@@ -41,30 +42,41 @@ def missing_tools() -> list:
 
 
 def ensure_installed() -> None:
-    """Run install.sh when tools are missing (as root); skip with the reason otherwise."""
-    missing = missing_tools()
-    if missing and os.geteuid() != 0:
-        pytest.skip(f"lab tools missing ({', '.join(missing)}) and not root to run tests/lab/install.sh")
-    if missing:
-        done = subprocess.run(["sh", str(LAB_DIR / "install.sh")], stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"tests/lab/install.sh failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        still = missing_tools()
-        if still:
-            pytest.fail(f"tests/lab/install.sh left tools missing: {', '.join(still)}")
+    """As root run install.sh (quick when all is installed); otherwise skip, giving the reason."""
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root (it adds addresses to lo and starts mail daemons)")
+        missing = missing_tools()
+        reason = f"lab tools missing ({', '.join(missing)}) and " if missing else "the lab needs root: "
+        pytest.skip(reason + "not root to install them, add addresses to lo and start mail daemons")
+    done = subprocess.run(["sh", str(LAB_DIR / "install.sh")], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"tests/lab/install.sh failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    still = missing_tools()
+    if still:
+        pytest.fail(f"tests/lab/install.sh left tools missing: {', '.join(still)}")
 
 
 @pytest.fixture(scope="session")
-def lab_base() -> str:
-    """Front address of the session lab; backends follow it."""
-    return os.environ.get("MAILOPS_LAB_BASE", lablib.DEFAULT_BASE)
+def claim_lab_base():
+    """Claim free lab base addresses for this session (other sessions or a demo lab may run on this machine).
+
+    Returns a function: claim(backends) -> base address, held until the session ends. MAILOPS_LAB_BASE, if
+    set, is tried first.
+    """
+    locks = []
+
+    def claim(backends: int = 3) -> str:
+        base, lock = lablib.claim_base(backends, os.environ.get("MAILOPS_LAB_BASE") if not locks else None)
+        locks.append(lock)
+        return base
+
+    yield claim
+    for lock in locks:
+        lock.close()
 
 
 @pytest.fixture(scope="session")
-def lab(lab_base):
+def lab(claim_lab_base):
     """A running lab with 3 backends (mx1..mx3); torn down after the session whatever happens.
 
     Its directory is made under /tmp (pytest's own tmp dirs are mode 700: the postfix and dovecot users could
@@ -73,7 +85,7 @@ def lab(lab_base):
     ensure_installed()
     directory = Path(tempfile.mkdtemp(prefix="mailops-lab-"))
     directory.chmod(0o755)
-    the_lab = lablib.Lab(directory, base=lab_base)
+    the_lab = lablib.Lab(directory, base=claim_lab_base(3))
     try:
         the_lab.up(backends=3)
         yield the_lab

@@ -209,9 +209,8 @@ def lo_addresses() -> str:
                           check=True).stdout
 
 
-def test_up_twice_restarts_and_down_leaves_nothing(lab):
-    base = "127.0.0.40" if lab.front_address != "127.0.0.40" else "127.0.0.50"
-    small = lablib.Lab(lab.dir / "small-lab", base=base)
+def test_up_twice_restarts_and_down_leaves_nothing(lab, claim_lab_base):
+    small = lablib.Lab(lab.dir / "small-lab", base=claim_lab_base(2))
     try:
         small.up(backends=2)
         root = small.root_file.read_bytes()

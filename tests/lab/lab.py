@@ -1028,6 +1028,32 @@ def check_traversable(directory: Path) -> None:
                            "daemons' users cannot reach the lab there: chmod o+x it or use another --dir")
 
 
+def claim_base(backends: int = 3, preferred: Optional[str] = None):
+    """Find a free lab base address and lock it for this process; return (base, lock file object).
+
+    For test sessions that share a machine: tries preferred (or 127.0.0.10), then .30, .50, ... and takes the
+    first whose addresses nobody listens on and whose lock (/run/lock/mailops-lab-BASE.lock, flock) no other
+    live process holds. The lock lasts until the returned file is closed or the process ends.
+    """
+    import fcntl
+
+    lock_dir = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+    candidates = [preferred] if preferred else []
+    candidates += [f"127.0.0.{n}" for n in range(10, 255 - MAX_BACKENDS, 20) if f"127.0.0.{n}" != preferred]
+    for base in candidates:
+        handle = open(lock_dir / f"mailops-lab-{base}.lock", "w")  # noqa: SIM115 - returned to the caller
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        first = ipaddress.ip_address(base)
+        if not listeners([str(first + n) for n in range(backends + 1)]):
+            return base, handle
+        handle.close()
+    raise LabError("no free lab base address in 127.0.0.0/24")
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise LabError("the lab must run as root (it adds addresses to lo and starts mail daemons)")
