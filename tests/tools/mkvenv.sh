@@ -14,6 +14,17 @@ requirements=$2
 python=${PYTHON:-python3}
 stamp=$venv/.mailops-requirements.sha256
 
+# Several people may run make in one work tree at once: one venv update at a time.
+lockdir="$(cd "$(dirname "$0")/../.." && pwd)/build/locks"
+mkdir -p "$lockdir"
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$lockdir/$(basename "$venv").lock"
+    if ! flock -n 9; then
+        echo "another make is updating $venv: waiting for it"
+        flock 9
+    fi
+fi
+
 command -v "$python" >/dev/null || { echo "mkvenv: $python not found" >&2; exit 1; }
 key="$(sha256sum <"$requirements" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version)' | head -1 | tr ' ' _)"
 

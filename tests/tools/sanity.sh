@@ -15,6 +15,16 @@ python="$venv/bin/python"
 pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 dest="$build_root/ansible_collections/mailops/tls"
 
+# Several people may run `make sanity` in one work tree at once: one copy, one run at a time.
+mkdir -p "$build_root"
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$build_root/.lock"
+    if ! flock -n 9; then
+        echo "another sanity run is using $build_root: waiting for it"
+        flock 9
+    fi
+fi
+
 # The shellcheck sanity test is skipped with only a warning when shellcheck is missing: install it.
 if ! command -v shellcheck >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
