@@ -26,6 +26,7 @@ import importlib.util
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -234,14 +235,8 @@ def run_logged(argv: Sequence[str], *, what: str, log: Path, timeout: float = 30
 
 def run_on_tty(argv: Sequence[str], *, what: str, log: Optional[Path] = None, timeout: float = 30) -> str:
     """Run a command under ``script`` so programs that print errors only to a terminal (postfix) show them."""
-    command = " ".join(shlex_quote(a) for a in argv)
+    command = " ".join(shlex.quote(str(a)) for a in argv)
     return run(["script", "-qec", command, "/dev/null"], what=what, log=log, timeout=timeout)
-
-
-def shlex_quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(str(arg))
 
 
 def see_log(log: Optional[Path]) -> str:
@@ -815,7 +810,7 @@ class Lab:
         """Bring the lab up (restarting it cleanly if it runs); wait until every port accepts TLS clients."""
         require_root()
         if self.processes():
-            self.down()
+            Lab(self.dir).down()  # as recorded: it may have run on another base address
         self.backends = self._make_backends(backends)
         if not self.backends:
             raise LabError("a lab needs at least one backend")
@@ -972,10 +967,19 @@ class Lab:
         return sorted(set(session_members(daemons)) | daemons) if daemons else []
 
     def status(self) -> dict:
-        """Daemons alive and, per address, which lab ports accept connections."""
+        """This lab's live daemons, whether all of them run, and which ports accept connections.
+
+        ``state`` is "up" (every daemon of this directory alive and every port accepting), "down" (none alive)
+        or "partial". Ports alone prove nothing: another lab may hold the same addresses.
+        """
+        daemons = self.daemons()
         ports = {address: {s: can_connect(address, p, 0.3) for s, p in PORTS.items()} for address in self.addresses}
-        return {"dir": str(self.dir), "front": self.front_address, "backends": [b.address for b in self.backends],
-                "daemons": self.daemons(), "ports": ports, "processes": len(self.processes())}
+        expected = 1 + 2 * len(self.backends)
+        all_ports = all(up for by_service in ports.values() for up in by_service.values())
+        state = "down" if not daemons else "up" if len(daemons) == expected and all_ports else "partial"
+        return {"dir": str(self.dir), "state": state, "front": self.front_address,
+                "backends": [b.address for b in self.backends], "daemons": daemons, "ports": ports,
+                "processes": len(self.processes())}
 
     def down(self, *, check: bool = True, timeout: float = 10) -> None:
         """Stop every lab daemon (TERM, then KILL), remove the lab addresses; verify nothing is left.
@@ -1077,7 +1081,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         sub.add_argument("--dir", default="build/lab", help="lab directory (default build/lab)")
         if command == "up":
             sub.add_argument("--backends", type=int, default=3)
-            sub.add_argument("--base", help=f"front address; backends follow it (default {DEFAULT_BASE})")
+            sub.add_argument("--base", help=f"front address, backends follow it (default {DEFAULT_BASE}); "
+                             "'auto': the first free one of 127.0.0.10, .30, .50, ...")
             sub.add_argument("--timeout", type=float, default=30)
         if command == "serve":
             sub.add_argument("--backend", type=int, required=True, help="backend number: 1 = mx1")
@@ -1099,7 +1104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def cmd_up(args) -> int:
     started = time.monotonic()
-    lab = Lab(args.dir, base=args.base).up(args.backends, timeout=args.timeout)
+    base = claim_base(args.backends)[0] if args.base == "auto" else args.base
+    lab = Lab(args.dir, base=base).up(args.backends, timeout=args.timeout)
     print(f"lab up in {time.monotonic() - started:.1f}s: front {lab.front_address}, backends "
           f"{' '.join(b.address for b in lab.backends)}, root CA {lab.root_file}")
     return 0
@@ -1114,10 +1120,7 @@ def cmd_down(args) -> int:
 def cmd_status(args) -> int:
     status = Lab(args.dir).status()
     print(json.dumps(status, indent=2))
-    states = [up for ports in status["ports"].values() for up in ports.values()]
-    if states and all(states):
-        return 0
-    return 3 if not any(states) and not status["daemons"] else 1
+    return {"up": 0, "down": 3}.get(status["state"], 1)
 
 
 def cmd_serve(args) -> int:
