@@ -127,7 +127,7 @@ def _connect(endpoint: Endpoint, deadline: Deadline) -> socket.socket:
     except (socket.gaierror, UnicodeError) as exc:
         raise ProbeError("connect_failed", f"cannot resolve {endpoint.address}: {exc}") from None
     error = ProbeError("connect_timeout", f"no time left to connect within the {deadline.seconds:g} s deadline")
-    for family, kind, proto, _, sockaddr in addresses:
+    for family, kind, proto, _canonical_name, sockaddr in addresses:
         left = deadline.remaining()
         if left <= 0:
             break
@@ -246,7 +246,7 @@ class _Relay:
     def _run(self) -> None:
         try:
             self._deadline.arm(self._listener, "waiting for openssl")
-            client, _ = self._listener.accept()
+            client = self._listener.accept()[0]
         except (OSError, ProbeError):
             return
         with client:
@@ -258,7 +258,7 @@ class _Relay:
             selector.register(client, selectors.EVENT_READ, self._upstream)
             selector.register(self._upstream, selectors.EVENT_READ, client)
             while self._deadline.remaining() > 0:
-                for key, _ in selector.select(self._deadline.remaining()):
+                for key, _events in selector.select(self._deadline.remaining()):
                     try:
                         self._deadline.arm(key.fileobj, "relaying")
                         self._deadline.arm(key.data, "relaying")
@@ -339,9 +339,9 @@ def _leaf_key_type(leaf: bytes) -> Optional[str]:
     """Key type of a DER certificate's public key, None if unknown or unreadable."""
     try:
         spki = der.parse_certificate(leaf).spki
-        _, algorithm, _ = der.read_tlv(spki, 0)
-        _, oid, _ = der.read_tlv(spki, algorithm)
-        _, start, end = der.read_tlv(spki, oid)
+        algorithm = der.read_tlv(spki, 0)[1]  # SubjectPublicKeyInfo starts with the AlgorithmIdentifier
+        oid = der.read_tlv(spki, algorithm)[1]  # which starts with the algorithm's OID
+        _tag, start, end = der.read_tlv(spki, oid)
         return _KEY_ALGORITHMS.get(der.decode_oid(spki[start:end]))
     except der.DerError:
         return None

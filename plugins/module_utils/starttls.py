@@ -240,7 +240,7 @@ def imap(sock: socket.socket, deadline: Deadline) -> None:
     if "STARTTLS" not in capabilities:
         raise _not_offered("IMAP", "capabilities", capabilities)
     lines.send("a1 STARTTLS")
-    _, status = _imap_tagged(lines, "a1", "STARTTLS reply")
+    status = _imap_tagged(lines, "a1", "STARTTLS reply")[1]
     word = status.split(" ")[0].upper()
     if word == "OK":
         lines.finish()

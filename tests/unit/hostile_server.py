@@ -113,7 +113,7 @@ class HostileServer:
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                connection, _ = self._listener.accept()
+                connection = self._listener.accept()[0]
             except (socket.timeout, OSError):
                 continue
             self._connections.append(connection)
@@ -154,10 +154,10 @@ class HostileServer:
         if mode == "silent":
             self._stop.wait(LIFETIME)
         elif mode == "endless":
-            for _ in range(100_000):
+            for _line in range(100_000):
                 connection.sendall(endless_line)
         elif mode == "endless_line":
-            for _ in range(100_000):
+            for _kilobyte in range(100_000):
                 connection.sendall(b"x" * 1000)
         elif mode == "drip":
             for byte in greeting:
@@ -215,10 +215,10 @@ class HostileServer:
         code = b"[CAPABILITY " + capabilities + b"] " if self.behaviour.capabilities_in_greeting else b""
         if not self._greet(connection, b"* OK " + code + b"Dovecot ready.\r\n"):
             return False
-        tag, _, command = _readline(connection).partition(b" ")
+        tag, _space, command = _readline(connection).partition(b" ")
         if command.upper() == b"CAPABILITY":
             connection.sendall(b"* CAPABILITY " + capabilities + b"\r\n" + tag + b" OK done\r\n")
-            tag, _, command = _readline(connection).partition(b" ")
+            tag, _space, command = _readline(connection).partition(b" ")
         if command.upper() != b"STARTTLS":
             return False
         return self._answer_starttls(connection, tag + b" OK Begin TLS negotiation now.\r\n",

@@ -23,7 +23,6 @@ HOSTILE_TIMEOUT = 0.6  # for probes that should fail: every second here is a sec
 MARGIN = 0.5  # what a failing probe may take beyond its deadline
 
 
-
 def with_backend(backend: str, *values):
     """A pytest.param of backend and values, skipped where this machine lacks that backend."""
     missing = {"ssl": not probe_module.CHAIN_CAPTURE, "openssl": shutil.which("openssl") is None}[backend]
@@ -191,7 +190,7 @@ def full_backlog():
         listener = stack.enter_context(socket.socket())
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
-        for _ in range(3):
+        for _filler in range(3):
             filler = stack.enter_context(socket.socket())
             filler.setblocking(False)
             with contextlib.suppress(BlockingIOError):
@@ -218,11 +217,11 @@ def test_unresolvable_name_is_connect_failed():
     # Each openssl s_client costs about 60 ms of CPU: two cores start a few dozen at once only slowly.
     with_backend("openssl", HANDSHAKE_CASES, 2.5),
 ])
-def test_probe_many_mixing_hostile_and_healthy_takes_one_deadline(serve, contexts, ecdsa_pki, backend, cases,
-                                                                   timeout):
+def test_probe_many_mixing_hostile_and_healthy_takes_one_deadline(
+        serve, contexts, ecdsa_pki, backend, cases, timeout):
     endpoints, expected = [], []
     for name in cases:
-        behaviour, context, code, _ = HOSTILE[name]
+        behaviour, context, code, _words = HOSTILE[name]
         hostile = serve(contexts[context], behaviour)
         healthy = serve(contexts["good"], Behaviour(behaviour.protocol))
         endpoints += [Endpoint("127.0.0.1", hostile.port, behaviour.protocol, label=name),
