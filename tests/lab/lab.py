@@ -137,7 +137,8 @@ class LabPki:
         except x509.ExtensionNotFound:
             return False
         wanted = {*SERVICE_NAMES, *(backend_hostname(n) for n in range(1, backends + 1))}
-        expires = self.leaf.cert.not_valid_after_utc
+        expires = getattr(self.leaf.cert, "not_valid_after_utc", None) or \
+            self.leaf.cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)  # cryptography < 42
         soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7)
         return wanted <= set(san.get_values_for_type(x509.DNSName)) and expires > soon
 
