@@ -228,8 +228,14 @@ class _Relay:
         self._directory = tempfile.mkdtemp(prefix="mailops-probe-")  # mode 0700: no other user can connect
         self.path = os.path.join(self._directory, "s")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
-        self._listener.listen(1)
+        try:
+            self._listener.bind(self.path)
+            self._listener.listen(1)
+        except OSError as exc:  # e.g. a TMPDIR too long for a Unix socket's path
+            self._listener.close()
+            shutil.rmtree(self._directory, ignore_errors=True)
+            raise ProbeError("probe_unsupported", f"cannot make a socket for openssl s_client at {self.path}: {exc} "
+                                                  "(set TMPDIR to a short path)") from None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _Relay:
@@ -295,6 +301,8 @@ def _openssl_handshake(openssl: str, sock: socket.socket, endpoint: Endpoint, de
                                   capture_output=True, text=True, errors="replace", timeout=left, check=False)
         except subprocess.TimeoutExpired:
             raise deadline.expired("during the TLS handshake (openssl s_client)") from None
+        except OSError as exc:
+            raise ProbeError("probe_unsupported", f"cannot run {openssl}: {exc}") from None
     session = _S_CLIENT_SESSION.search(done.stdout)
     chain = tuple(ssl.PEM_cert_to_DER_cert(pem) for pem in _PEM_CERTIFICATE.findall(done.stdout))
     if chain and session and session.group(1) != "(NONE)":
@@ -398,8 +406,9 @@ def probe_many(endpoints: Sequence[Endpoint], timeout: float, concurrency: int, 
     _check_call(timeout, backend)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise InputError(f"probe concurrency must be a whole number of at least 1, not {concurrency!r}")
-    jobs = [replace(endpoint, key_type=key_type) for endpoint in endpoints for key_type in key_types] \
-        if key_types else list(endpoints)
+    jobs = list(endpoints)
+    if key_types:
+        jobs = [replace(endpoint, key_type=key_type) for endpoint in jobs for key_type in key_types]
     if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="mailops-probe") as pool:

@@ -94,7 +94,7 @@ class _Lines:
             self._buffer += self._recv(what)
         line, found, rest = self._buffer.partition(b"\n")
         if not found or len(line) > MAX_LINE + 1:
-            raise ProbeError("protocol_error", f"the {what} has a line longer than {MAX_LINE} bytes")
+            raise ProbeError("protocol_error", f"the {self._protocol} {what} has a line longer than {MAX_LINE} bytes")
         self._buffer = rest
         return line.rstrip(b"\r").decode("utf-8", "replace")
 

@@ -6,6 +6,7 @@ import contextlib
 import re
 import shutil
 import socket
+import tempfile
 import time
 
 import pki
@@ -110,6 +111,7 @@ def free_port() -> int:
 
 
 def assert_failed(result, code: str, words: str, timeout: float) -> None:
+    assert code in probe_module.ERROR_CODES
     assert (result.ok, result.error_code) == (False, code), result.error_message
     assert result.error_message.startswith(f"{result.endpoint}: "), result.error_message
     assert words in result.error_message
@@ -347,6 +349,18 @@ def test_no_way_to_read_the_chain_is_probe_unsupported(monkeypatch, tmp_path, ch
     monkeypatch.setenv("PATH", str(tmp_path))  # no openssl command
     result = probe(Endpoint("127.0.0.1", free_port(), "smtp"), HOSTILE_TIMEOUT, backend=backend)
     assert_failed(result, "probe_unsupported", words, HOSTILE_TIMEOUT)
+
+
+def test_openssl_backend_without_a_usable_socket_path_is_probe_unsupported(serve, contexts, monkeypatch, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    too_long = tmp_path / ("d" * 120)  # a Unix socket path has at most 107 bytes
+    too_long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(too_long))
+    server = serve(contexts["good"], Behaviour("tls"))
+    result = probe(Endpoint("127.0.0.1", server.port, "tls"), HOSTILE_TIMEOUT, backend="openssl")
+    assert_failed(result, "probe_unsupported", "set TMPDIR to a short path", HOSTILE_TIMEOUT)
+    assert list(too_long.iterdir()) == []  # nothing left behind
 
 
 # Input errors are raised, not reported
