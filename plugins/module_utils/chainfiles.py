@@ -143,8 +143,8 @@ def outputs_from_params(params: Mapping, where: str = "") -> tuple[Output, ...]:
                     raise InputError(f"{where}{kind}_{attribute} is set but {where}{kind}_path is not: name the "
                                      "file, or drop the option")
             continue
-        mode = DEFAULT_MODES[kind] if params.get(f"{kind}_mode") is None else parse_mode(params[f"{kind}_mode"],
-                                                                                      option)
+        given_mode = params.get(f"{kind}_mode")
+        mode = DEFAULT_MODES[kind] if given_mode is None else parse_mode(given_mode, option)
         output = Output(kind, path, params.get(f"{kind}_owner"), params.get(f"{kind}_group"), mode)
         check_mode(output, option)
         for attribute, lookup in (("owner", user_id), ("group", group_id)):
@@ -192,19 +192,20 @@ def plan(params: Mapping) -> tuple[ChainPlan, ...]:
     is rendered, so nothing is written.
     """
     definitions = chain_params(params)
-    outputs = [outputs_from_params(options, prefix) for _, prefix, options in definitions]
+    outputs = [outputs_from_params(options, prefix) for _label, prefix, options in definitions]
     check_distinct([output for chain_outputs in outputs for output in chain_outputs])
-    prepared = []
-    for (label, _, options), chain_outputs in zip(definitions, outputs):
+    plans, requests = [], []
+    for (label, _prefix, options), chain_outputs in zip(definitions, outputs):
         request = request_from_params(options)
         analysis = analyze(request)
         verdict = evaluate(blocking_findings(analysis, request), params.get("fail_on") or (),
                            params.get("ignore") or ())
-        prepared.append((ChainPlan(label, analysis, verdict, chain_outputs), request))
-    if not params.get("force") and any(not p.verdict.passed for p, _ in prepared):
-        return tuple(p for p, _ in prepared)
-    return tuple(replace(p, files=tuple(PlannedFile(o, render(o, p.analysis, request.keys)) for o in p.outputs))
-                 for p, request in prepared)
+        plans.append(ChainPlan(label, analysis, verdict, chain_outputs))
+        requests.append(request)
+    if not params.get("force") and any(not p.verdict.passed for p in plans):
+        return tuple(plans)
+    return tuple(replace(p, files=tuple(PlannedFile(o, render(o, p.analysis, r.keys)) for o in p.outputs))
+                 for p, r in zip(plans, requests))
 
 
 def refusal_message(plans: Sequence[ChainPlan]) -> str:

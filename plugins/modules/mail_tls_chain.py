@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ description:
     never appears in results, diffs or messages; diffs name it by type, size and the SHA-256 of its public key.
   - Files are replaced atomically (a temporary file in the same directory, flushed to disk, then renamed over
     the old one), so a service never reads half a file. The SELinux context of an existing file is kept.
-    A symbolic link at an output path is followed: its target is written.
+    A symbolic link at an output path is followed, and its target is written.
   - When a file already holds the same bytes with the same owner, group and mode, it is not touched. Files that
     hold a private key get mode C(0600) unless told otherwise, other files C(0644); a mode that gives other
     users any access to a private key is refused.
 author:
-  - mailops.tls maintainers
+  - mailops.tls maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - ansible.builtin.action_common_attributes
@@ -261,7 +262,7 @@ options:
   force:
     description:
       - Write even when the chain to write has findings that would stop it. Each such finding becomes a warning.
-      - Does not make a missing root or key appear: O(root_path) still needs a root, O(key_path) and
+      - Does not make a missing root or key appear. O(root_path) still needs a root, O(key_path) and
         O(combined_path) still need the leaf's key.
     type: bool
     default: false

@@ -241,12 +241,11 @@ def test_dual_rsa_and_ecdsa_chains_from_a_pkcs12_and_pem(tmp_path):
         serialization.BestAvailableEncryption(PASSPHRASE.encode())))
     (tmp_path / "ecdsa.pem").write_bytes(pki.pem_bundle(*ecdsa.served_chain) + ecdsa.leaf.key_pem())
     (tmp_path / "roots.pem").write_bytes(rsa.root.pem + ecdsa.root.pem)
+    chains = [{"path": [str(tmp_path / "rsa.p12")], "pkcs12_passphrase": PASSPHRASE,
+               "combined_path": str(out(tmp_path, "rsa"))},
+              {"path": [str(tmp_path / "ecdsa.pem")], "combined_path": str(out(tmp_path, "ecdsa"))}]
     args = {"roots": [str(tmp_path / "roots.pem")], "system_roots": False, "names": ["mail.example.test"],
-            "chains": [
-                {"path": [str(tmp_path / "rsa.p12")], "pkcs12_passphrase": PASSPHRASE,
-                 "combined_path": str(out(tmp_path, "rsa"))},
-                {"path": [str(tmp_path / "ecdsa.pem")], "combined_path": str(out(tmp_path, "ecdsa"))},
-            ]}
+            "chains": chains}
     result = run_task(tmp_path, MODULE, args)
     assert not result["failed"], result.get("msg")
     for name, company in (("rsa", rsa), ("ecdsa", ecdsa)):
