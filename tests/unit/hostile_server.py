@@ -114,7 +114,7 @@ class HostileServer:
         while not self._stop.is_set():
             try:
                 connection = self._listener.accept()[0]
-            except (socket.timeout, OSError):
+            except OSError:  # a timeout, or the shutdown of a stop
                 continue
             self._connections.append(connection)
             self._start(self._serve, connection)
