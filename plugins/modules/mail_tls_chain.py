@@ -32,7 +32,8 @@ author:
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.files
+  # The short name on purpose: ansible-core 2.19 reads the FQCN form as the ansible.builtin.files fragment.
+  - action_common_attributes.files
 attributes:
   check_mode:
     support: full
@@ -469,7 +470,8 @@ from ansible_collections.mailops.tls.plugins.module_utils.errors import InputErr
 from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import CHAIN_INPUT_SPEC
 
-OUTPUT_SPEC = {f"{kind}_{attribute}": {"type": kind_type}
+# no_log False: key_owner, key_group and key_mode are about the key file, not secrets.
+OUTPUT_SPEC = {f"{kind}_{attribute}": {"type": kind_type, "no_log": False}
                for kind in chainfiles.KINDS
                for attribute, kind_type in (("path", "path"), ("owner", "str"), ("group", "str"), ("mode", "raw"))}
 CHAIN_SPEC = dict({name: CHAIN_INPUT_SPEC[name] for name in chainfiles.CHAIN_OPTIONS}, **OUTPUT_SPEC)
