@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import grp
 import pwd
+import shutil
+import subprocess
 from pathlib import Path
 
 import pki
@@ -213,7 +215,7 @@ def pile(tmp_path: Path, company, fmt: str) -> dict:
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         return {"path": paths, "private_key_path": str(tmp_path / "in.key.der")}
     if fmt == "pkcs7":
-        (tmp_path / "in.p7b").write_bytes(pkcs7.serialize_certificates(certs, serialization.Encoding.DER))
+        (tmp_path / "in.p7b").write_bytes(pkcs7_der(tmp_path, certs))
         (tmp_path / "in.key").write_bytes(leaf.key_pem())
         return {"path": [str(tmp_path / "in.p7b")], "private_key_path": str(tmp_path / "in.key")}
     if fmt == "pkcs12_with_passphrase":
@@ -228,6 +230,17 @@ def pile(tmp_path: Path, company, fmt: str) -> dict:
         return {"path": [str(tmp_path / "in.pem")], "private_key_path": str(tmp_path / "in.key"),
                 "private_key_passphrase": PASSPHRASE}
     raise ValueError(fmt)
+
+
+def pkcs7_der(tmp_path: Path, certs: list) -> bytes:
+    """A DER PKCS#7 certs-only bundle: by cryptography >= 37, else by openssl crl2pkcs7."""
+    if hasattr(pkcs7, "serialize_certificates"):
+        return pkcs7.serialize_certificates(certs, serialization.Encoding.DER)
+    if shutil.which("openssl") is None:
+        pytest.skip("cryptography < 37 and no openssl command: cannot build PKCS#7")
+    (tmp_path / "for-p7.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
+    return subprocess.run(["openssl", "crl2pkcs7", "-nocrl", "-outform", "DER", "-certfile",
+                           str(tmp_path / "for-p7.pem")], capture_output=True, check=True).stdout
 
 
 FORMATS = ["pem_with_junk", "der", "pkcs7", "pkcs12_with_passphrase", "encrypted_pkcs8_key",
