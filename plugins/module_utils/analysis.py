@@ -210,8 +210,7 @@ def _entry(node: chainlib.Node, position: Optional[int] = None) -> ChainEntry:
     if node.given:
         source = node.locations[node.given.index(position)] if position is not None else node.locations[0]
     else:
-        source = "trust store" if node.anchor == chainlib.SYSTEM_ANCHOR else \
-            "roots" if node.anchor else "pool"
+        source = node.first_location
     return ChainEntry(node.info, index, source, node.raw.der)
 
 

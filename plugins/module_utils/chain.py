@@ -23,6 +23,8 @@ POOL = "pool"
 SUPPLIED_ANCHOR = "supplied"
 SYSTEM_ANCHOR = "system"
 
+ROLE_NAMES = {POOL: "pool", SUPPLIED_ANCHOR: "roots", SYSTEM_ANCHOR: "system trust store"}
+
 TRUSTED = "trusted"
 SELF_SIGNED = "self_signed"
 INCOMPLETE = "incomplete"
@@ -40,6 +42,7 @@ class Node:
         self.digest = digest
         self.given: list[int] = []
         self.locations: list[str] = []
+        self.other_location: Optional[str] = None
         self.in_pool = False
         self.anchor: Optional[str] = None
         self._cert = None
@@ -67,7 +70,8 @@ class Node:
 
     @property
     def first_location(self) -> str:
-        return self.locations[0] if self.locations else "the pool"
+        """Where the certificate was first found: a given file and block, else a pool or roots file."""
+        return self.locations[0] if self.locations else self.other_location or "the system trust store"
 
 
 class CertificateIndex:
@@ -77,7 +81,7 @@ class CertificateIndex:
         self.nodes: dict[bytes, Node] = {}
         self.given: list[Node] = []
         self._by_subject: dict[bytes, list[Node]] = defaultdict(list)
-        self._by_key_id: dict[bytes, list[Node]] = defaultdict(list)
+        self._by_key_id: Optional[dict[bytes, list[Node]]] = None
 
     def add(self, loaded: LoadedCertificate, role: str) -> Node:
         """Add a certificate in a role; raises derlib.DerError when its DER is damaged."""
@@ -87,31 +91,50 @@ class CertificateIndex:
             node = Node(derlib.parse_certificate(loaded.der), digest)
             self.nodes[digest] = node
             self._by_subject[node.raw.subject].append(node)
-            if node.raw.subject_key_id:
-                self._by_key_id[node.raw.subject_key_id].append(node)
+            self._by_key_id = None
         if role == GIVEN:
             node.given.append(len(self.given))
             node.locations.append(loaded.location)
             self.given.append(node)
-        elif role == POOL:
+            return node
+        if not node.locations and not node.other_location:
+            node.other_location = f"{loaded.location} ({ROLE_NAMES[role]})"
+        if role == POOL:
             node.in_pool = True
         elif node.anchor != SUPPLIED_ANCHOR:
             node.anchor = role
         return node
 
     def issuer_candidates(self, child: Node) -> list[Node]:
-        """Certificates whose subject or key identifier says they may have issued child."""
-        found = list(self._by_subject.get(child.raw.issuer, ()))
+        """Certificates whose subject says they may have issued child."""
+        return _plausible(self._by_subject.get(child.raw.issuer, ()), child)
+
+    def key_id_candidates(self, child: Node) -> list[Node]:
+        """Certificates found only by child's authority key identifier (their subject is encoded differently,
+        but the names must still chain). The index is built on first use: it is rarely needed."""
         key_id = child.raw.authority_key_id
-        if key_id:
-            # Found by key identifier only (the subject is encoded differently): the names must still chain.
-            found.extend(n for n in self._by_key_id.get(key_id, ()) if n not in found and _same_name(n, child))
-            # A differing key identifier rules a candidate out without a signature check, as OpenSSL does.
-            found = [n for n in found if n.raw.subject_key_id is None or n.raw.subject_key_id == key_id]
-        return sorted(found, key=_candidate_order)
+        if not key_id:
+            return []
+        if self._by_key_id is None:
+            self._by_key_id = defaultdict(list)
+            for node in self.nodes.values():
+                if node.raw.subject_key_id:
+                    self._by_key_id[node.raw.subject_key_id].append(node)
+        by_name = self._by_subject.get(child.raw.issuer, ())
+        return _plausible([n for n in self._by_key_id.get(key_id, ()) if n not in by_name and _same_name(n, child)],
+                          child)
 
     def name_only_candidates(self, child: Node) -> list[Node]:
         return list(self._by_subject.get(child.raw.issuer, ()))
+
+
+def _plausible(candidates, child: Node) -> list[Node]:
+    """Candidates in search order; a differing key identifier rules one out without a signature check, as
+    OpenSSL does."""
+    key_id = child.raw.authority_key_id
+    if key_id:
+        candidates = [n for n in candidates if n.raw.subject_key_id is None or n.raw.subject_key_id == key_id]
+    return sorted(candidates, key=_candidate_order)
 
 
 def _same_name(parent: Node, child: Node) -> bool:
@@ -196,15 +219,18 @@ class _Search:
             return
         found_before = len(self.paths)
         extended = cycle = False
-        for candidate in self.index.issuer_candidates(current):
-            if candidate in path:
-                # A cycle only if it really signed current: a self-issued CA (a key rollover) names itself.
-                cycle = cycle or (candidate is not current and self.issued_by(current, candidate))
-                continue
-            if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
-                continue
-            extended = True
-            self.visit((*path, candidate))
+        for candidates in (self.index.issuer_candidates, self.index.key_id_candidates):
+            if extended or cycle:
+                break
+            for candidate in candidates(current):
+                if candidate in path:
+                    # A cycle only if it really signed current: a self-issued CA (a key rollover) names itself.
+                    cycle = cycle or (candidate is not current and self.issued_by(current, candidate))
+                    continue
+                if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
+                    continue
+                extended = True
+                self.visit((*path, candidate))
         # An anchor that is not a self-signed root (an intermediate among the roots) ends a path only when no
         # trusted path goes on above it: clients that trust only the root need it served.
         if len(path) > 1 and current.anchor and not any(p.kind == TRUSTED for p in self.paths[found_before:]):

@@ -12,7 +12,6 @@ from ansible_collections.mailops.tls.plugins.module_utils import certs as certli
 from ansible_collections.mailops.tls.plugins.module_utils.chain import (
     INCOMPLETE,
     SELF_SIGNED,
-    SYSTEM_ANCHOR,
     CertificateIndex,
     Node,
     Path,
@@ -49,9 +48,7 @@ def ref(node: Node) -> CertificateRef:
 
 def label(node: Node) -> str:
     """How messages name a certificate: its subject and where it was found."""
-    where = node.locations[0] if node.locations else (
-        "the trust store" if node.anchor == SYSTEM_ANCHOR else "roots" if node.anchor else "the pool")
-    return f"'{node.info.subject}' ({where})"
+    return f"'{node.info.subject}' ({node.first_location})"
 
 
 def check_duplicates(facts: Facts) -> Iterator[Finding]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 SEQUENCE = 0x30
@@ -85,22 +86,42 @@ def decode_oid(content: bytes) -> str:
 
 @dataclass(frozen=True)
 class RawCertificate:
-    """The parts of a certificate that chain building indexes, as raw DER slices."""
+    """The parts of a certificate that chain building indexes, as raw DER slices.
+
+    Key identifiers are read on first use: most certificates of a large pool are never a candidate.
+    """
 
     der: bytes
     subject: bytes
     issuer: bytes
     spki: bytes
-    subject_key_id: Optional[bytes]
-    authority_key_id: Optional[bytes]
+    extensions: Optional[tuple[int, int]] = None
 
     @property
     def self_issued(self) -> bool:
         return self.subject == self.issuer
 
+    @cached_property
+    def _key_identifiers(self) -> tuple[Optional[bytes], Optional[bytes]]:
+        if self.extensions is None:
+            return None, None
+        try:
+            return _key_identifiers(self.der, *self.extensions)
+        except DerError:
+            # Damaged extensions read as none here; the full parse of any candidate reports the damage.
+            return None, None
+
+    @property
+    def subject_key_id(self) -> Optional[bytes]:
+        return self._key_identifiers[0]
+
+    @property
+    def authority_key_id(self) -> Optional[bytes]:
+        return self._key_identifiers[1]
+
 
 def parse_certificate(der: bytes) -> RawCertificate:
-    """Read subject, issuer, SPKI and key identifiers from a DER certificate; raise DerError if malformed."""
+    """Read subject, issuer and SPKI from a DER certificate; raise DerError if malformed."""
     tag, start, end = read_tlv(der, 0)
     if tag != SEQUENCE:
         raise DerError("not a certificate: it does not start with a SEQUENCE")
@@ -112,23 +133,19 @@ def parse_certificate(der: bytes) -> RawCertificate:
         fields = fields[1:]
     if len(fields) < 6:
         raise DerError("not a certificate: tbsCertificate has too few fields")
-    issuer = _whole(der, fields[2])
-    subject = _whole(der, fields[4])
-    spki = _whole(der, fields[5])
-    ski = aki = None
-    for field in fields[6:]:
-        if field[0] == EXPLICIT_3:
-            ski, aki = _key_identifiers(der, field)
-    return RawCertificate(der[:end], subject, issuer, spki, ski, aki)
+    extensions = next(((field[1], field[2]) for field in fields[6:] if field[0] == EXPLICIT_3), None)
+    return RawCertificate(der[:end], _whole(der, fields[4]), _whole(der, fields[2]), _whole(der, fields[5]),
+                          extensions)
 
 
 def _whole(data: bytes, field: tuple[int, int, int, int]) -> bytes:
     return data[field[3]:field[2]]
 
 
-def _key_identifiers(der: bytes, extensions_field) -> tuple[Optional[bytes], Optional[bytes]]:
+def _key_identifiers(der: bytes, start: int, end: int) -> tuple[Optional[bytes], Optional[bytes]]:
+    """(subject key identifier, authority key identifier) from the [3] extensions field's content."""
     ski = aki = None
-    _, seq_start, seq_end = read_tlv(der, extensions_field[1])
+    _, seq_start, seq_end = read_tlv(der, start)
     for _, ext_start, ext_end, _ in children(der, seq_start, seq_end):
         parts = list(children(der, ext_start, ext_end))
         if len(parts) < 2 or parts[0][0] != OID:

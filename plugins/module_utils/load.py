@@ -25,8 +25,11 @@ if CRYPTOGRAPHY_IMPORT_ERROR is None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----(.*?)(?:-----END ([A-Z0-9 #]+)-----|(?=-----BEGIN )|\Z)",
-                        re.DOTALL)
+_BEGIN = b"-----BEGIN "
+_END = b"-----END "
+_DASHES = b"-----"
+_LABEL = re.compile(rb"[A-Z0-9 #]+")
+_WHITESPACE = b" \t\r\n\v\f"
 _CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
@@ -89,8 +92,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
     certificates: list[LoadedCertificate] = []
     keys: list[LoadedKey] = []
     findings: list[Finding] = []
-    for number, match in enumerate(_PEM_BLOCK.finditer(data), start=1):
-        label, body, end_label = match.group(1), match.group(2), match.group(3)
+    for number, (label, body, end_label) in enumerate(_pem_blocks(data), start=1):
         if end_label is None:
             findings.append(_parse_error(source, number, f"the {label.decode()} block is truncated: it has no "
                                          "END line; copy the whole block again"))
@@ -124,9 +126,39 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
     return Loaded(tuple(certificates), tuple(keys), tuple(findings))
 
 
+def _pem_blocks(data: bytes):
+    """Yield (label, body, END label or None when the block is truncated) for each PEM block in data.
+
+    Plain find() instead of one regular expression over the file: a CA bundle of thousands of
+    certificates is scanned at C speed. Text that only looks like a BEGIN line is surrounding text."""
+    position = 0
+    while True:
+        begin = data.find(_BEGIN, position)
+        if begin < 0:
+            return
+        label_end = data.find(_DASHES, begin + len(_BEGIN))
+        label = data[begin + len(_BEGIN):label_end]
+        if label_end < 0 or not _LABEL.fullmatch(label):
+            position = begin + len(_BEGIN)
+            continue
+        body_start = label_end + len(_DASHES)
+        end = data.find(_END, body_start)
+        following = data.find(_BEGIN, body_start)
+        end_label_end = data.find(_DASHES, end + len(_END)) if end >= 0 else -1
+        if end < 0 or end_label_end < 0 or 0 <= following < end:
+            stop = following if following >= 0 else len(data)
+            yield label, data[body_start:stop], None
+            position = stop
+            continue
+        yield label, data[body_start:end], data[end + len(_END):end_label_end]
+        position = end_label_end + len(_DASHES)
+
+
 def _base64(body: bytes) -> bytes:
-    lines = [line.strip() for line in body.replace(b"\r", b"").split(b"\n")]
-    payload = b"".join(line for line in lines if line and b":" not in line)
+    payload = body.translate(None, _WHITESPACE)
+    if b":" in payload:  # RFC 1421 headers such as Proc-Type; rare outside legacy keys
+        lines = [line.strip() for line in body.replace(b"\r", b"").split(b"\n")]
+        payload = b"".join(line for line in lines if line and b":" not in line)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -148,8 +180,8 @@ def _certificate(der: bytes, source: str, block: int, check: bool, trusted: bool
     try:
         length = derlib.element_length(der) if trusted else len(der)
         der = der[:length]
-        derlib.parse_certificate(der)
         if check:
+            derlib.parse_certificate(der)
             x509.load_der_x509_certificate(der)
     except ValueError as exc:
         return Loaded(findings=(_parse_error(source, block, f"the certificate is damaged ({exc}); "

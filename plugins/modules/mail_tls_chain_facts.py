@@ -80,8 +80,9 @@ ansible_facts:
                 from O(pool) or O(roots).
               type: int
             source:
-              description: Where it was found, for example C(block 2 of /etc/postfix/fullchain.pem), C(pool),
-                C(roots) or C(trust store).
+              description: Where it was found, for example C(block 2 of /etc/postfix/fullchain.pem), or
+                C(block 7 of /etc/ssl/ca-bundle.pem (pool)) for certificates taken from O(pool), O(roots) or the
+                system trust store.
               type: str
             subject:
               description: Subject in RFC 4514 form.

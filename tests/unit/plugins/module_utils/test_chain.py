@@ -88,7 +88,7 @@ def test_chain_as_served_for_each_depth(depth):
     assert (result.trusted, result.complete, result.ordered) == (True, True, True)
     assert result.findings == ()
     assert [entry.index for entry in result.chain] == list(range(depth + 1))
-    assert result.root.index is None and result.root.source == "roots"
+    assert result.root.index is None and result.root.source == "block 1 of roots.pem (roots)"
     # One signature per link: leaf -> intermediates -> root.
     assert result.signature_checks == depth + 1
 
@@ -128,7 +128,8 @@ def test_pool_completes_the_chain_but_the_bundle_still_lacks_the_intermediate(de
     result = analyze([deep.leaf, inter_2], pool=[inter_1], roots=[deep.root])
     assert chain_of(result) == fingerprints(deep.served_chain)
     assert result.trusted and not result.complete
-    assert [entry.source for entry in result.chain] == ["block 1 of bundle.pem", "block 2 of bundle.pem", "pool"]
+    assert [entry.source for entry in result.chain] == ["block 1 of bundle.pem", "block 2 of bundle.pem",
+                                                        "block 1 of pool.pem (pool)"]
     found = only(result, "missing_intermediate")
     assert found.severity == "error"
     assert (found.certificate.index, found.certificate.sha256) == (None, sha256_hex(inter_1.der))
@@ -434,7 +435,7 @@ def test_self_signed_root_not_among_anchors_is_untrusted(deep):
     assert root_of(result) == sha256_hex(deep.root.der)
     found = only(result, "untrusted_root")
     assert found.certificate.index is None and found.certificate.sha256 == sha256_hex(deep.root.der)
-    assert "Test Root CA" in found.message and "the pool" in found.message
+    assert "Test Root CA" in found.message and "(pool)" in found.message
 
 
 @pytest.mark.parametrize("given", ["served", "leaf_only"])
@@ -461,7 +462,7 @@ def test_intermediate_anchor_without_its_root_ends_the_path(deep, pool):
 def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
     result = analyze(deep.served_chain, system=[deep.root])
     assert result.trusted and result.findings == ()
-    assert result.root.source == "trust store"
+    assert result.root.source.endswith("(system trust store)")
 
 
 def test_self_signed_leaf_in_roots_is_trusted():

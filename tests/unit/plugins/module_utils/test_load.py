@@ -495,7 +495,7 @@ def test_damaged_der_certificate_is_a_parse_error(chain, damage):
     loaded = load_bytes(damage(chain[0].der), "leaf.der")
     assert loaded.certificates == ()
     [error] = loaded.findings
-    assert error.code == "parse_error" and error.message.startswith("leaf.der cannot be read")
+    assert error.code == "parse_error" and "leaf.der cannot be read" in error.message
 
 
 @pytest.mark.filterwarnings("ignore:Parsed a")  # cryptography's warning about the damaged (negative) serials
