@@ -329,11 +329,12 @@ EXAMPLES = r"""
         private_key_path: /root/certs/ecdsa.key
         combined_path: /etc/postfix/tls/ecdsa.pem
 
-- name: Write a chain that expires in 10 days anyway, waiving nothing else
+- name: Refuse a certificate that expires within 30 days, not just an expired one
   mailops.tls.mail_tls_chain:
-    path: /root/certs/old.pem
+    path: /root/certs/renewed.pem
     fullchain_path: /etc/postfix/fullchain.pem
-    ignore: [expires_soon]
+    fail_on: [expires_soon]
+    expires_soon_days: 30
 """
 
 RETURN = r"""
