@@ -49,6 +49,11 @@ SIGNATURE_ALGORITHMS = {
 WEAK_HASHES = {"1.2.840.113549.2.5": "MD5", "1.3.14.3.2.26": "SHA-1"}
 
 
+def printable(text: str) -> str:
+    """Text from a certificate with control characters escaped, so it cannot forge lines in messages or logs."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def colon_hex(digest: bytes) -> str:
     """Uppercase colon-separated hex, as `openssl x509 -fingerprint` prints it."""
     return ":".join(f"{byte:02X}" for byte in digest)
@@ -164,7 +169,7 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
     if sig_oid == "1.2.840.113549.1.1.10":
         sig_hash = derlib.parse_pss_parameters(derlib.signature_algorithm(der)[1]).hash_oid
     return CertInfo(
-        subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+        subject=printable(cert.subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
         common_names=tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)),
         dns_names=tuple(san.get_values_for_type(x509.DNSName)) if san else (),
         ip_addresses=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)) if san else (),

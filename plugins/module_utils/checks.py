@@ -12,13 +12,14 @@ from ansible_collections.mailops.tls.plugins.module_utils import certs as certli
 from ansible_collections.mailops.tls.plugins.module_utils.chain import (
     INCOMPLETE,
     SELF_SIGNED,
+    TRUSTED,
     CertificateIndex,
     Node,
     Path,
     SearchResult,
     intermediates_below,
 )
-from ansible_collections.mailops.tls.plugins.module_utils.findings import CertificateRef, Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, CertificateRef, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import LoadedKey
 from ansible_collections.mailops.tls.plugins.module_utils.names import NameMatch
 
@@ -117,7 +118,12 @@ def check_trust(facts: Facts) -> Iterator[Finding]:
         top = path.nodes[-1]
         yield finding("chain_cycle", f"the issuers above {label(top)} lead back to certificates already in the "
                       "path and never to a root: add the CA's real intermediate or root", ref(top))
-    if facts.search.budget_exhausted:
+    if facts.search.budget_exhausted and path.kind == TRUSTED:
+        yield finding("chain_search_limit", f"the search for alternative paths stopped after "
+                      f"{facts.search.signature_checks} signature checks (the pool has many look-alike issuers); the "
+                      "chain found is sound, but cross-signed alternatives may be missing", ref(facts.leaf),
+                      severity=INFO)
+    elif facts.search.budget_exhausted:
         yield finding("chain_search_limit", f"path building stopped after {facts.search.signature_checks} signature "
                       "checks: the pool has too many look-alike issuers; give a smaller pool or the intermediates "
                       "themselves", ref(facts.leaf))
@@ -205,9 +211,11 @@ def check_weak_crypto(facts: Facts) -> Iterator[Finding]:
         if info.key_size < minimum:
             yield finding("weak_key", f"{label(node)} has a {info.key_size}-bit {info.key_type.upper()} key; at least "
                           f"{minimum} bits are needed", ref(node))
-        is_root = position == len(nodes) - 1 and node.self_signed and position > 0
+        # Clients never check a trust anchor's own signature, nor a self-signed root's.
+        is_anchor = position == len(nodes) - 1 and position > 0 and (
+            node.self_signed or facts.path.kind == TRUSTED)
         weak = certlib.WEAK_HASHES.get(info.signature_hash or "")
-        if weak and not is_root:
+        if weak and not is_anchor:
             yield finding("weak_signature", f"{label(node)} is signed with {weak}, which clients reject: reissue it "
                           "with SHA-256", ref(node))
 

@@ -438,3 +438,10 @@ def test_key_matches_a_key_loaded_from_pem(key_pairs):
     pem = own.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                             serialization.NoEncryption())
     assert key_matches(serialization.load_pem_private_key(pem, None), cert) is True
+
+
+def test_control_characters_in_names_are_escaped_so_they_cannot_forge_lines():
+    forged = pki.root("Evil CA\n- [expired] fake violation")
+    info = certs.describe(forged.cert, forged.der, True)
+    assert "\n" not in info.subject and "\n" not in info.issuer
+    assert "Evil CA\\x0a- [expired] fake violation" in info.subject

@@ -12,7 +12,6 @@ from cryptography.x509.name import _ASN1Type
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
-from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES
 
 MAIL = "mail.example.test"
 
@@ -417,13 +416,18 @@ def test_signature_budget_stops_the_search(deep):
     assert [p.kind for p in limited.paths] == [chain.INCOMPLETE]
 
 
-def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep):
+@pytest.mark.parametrize("real_issuer", ["missing", "in_bundle"])
+def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep, real_issuer):
+    """Look-alikes cost a signature check each; the budget stops them. When the bundle holds the real issuer
+    the chain is still found (given certificates are tried first) and the limit is only an info."""
     issuer = deep.intermediates[-1]
     decoys = [pki.lookalike(issuer, deep.intermediates[0]) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
-    result = analyze([deep.leaf], pool=[*decoys, *deep.intermediates], roots=[deep.root])
+    given = [deep.leaf] if real_issuer == "missing" else [deep.leaf, *reversed(deep.intermediates)]
+    result = analyze(given, pool=decoys, roots=[deep.root])
     assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS
     found = only(result, "chain_search_limit")
-    assert found.severity == CODES["chain_search_limit"][0]
+    assert found.severity == ("error" if real_issuer == "missing" else "info")
+    assert result.trusted is (real_issuer == "in_bundle")
     assert str(chain.MAX_SIGNATURE_CHECKS) in found.message
     assert found.certificate.sha256 == sha256_hex(deep.leaf.der)
     assert all(entry.info.sha256 not in fingerprints(decoys) for entry in result.chain)
