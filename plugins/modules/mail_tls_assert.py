@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ description:
   - The failure message lists every violation on its own line, so a pipeline log shows what to fix.
   - Changes nothing.
 author:
-  - mailops.tls maintainers
+  - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - ansible.builtin.action_common_attributes

@@ -28,7 +28,7 @@ description:
     hold a private key get mode C(0600) unless told otherwise, other files C(0644); a mode that gives other
     users any access to a private key is refused.
 author:
-  - mailops.tls maintainers (!UNKNOWN)
+  - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - ansible.builtin.action_common_attributes

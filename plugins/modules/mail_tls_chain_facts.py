@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ description:
   - Parenthood is proved by signature (RSA PKCS#1 v1.5 and PSS, ECDSA, Ed25519, Ed448), never by names.
   - Returns the facts under C(ansible_facts.mail_tls_chain). Changes nothing.
 author:
-  - mailops.tls maintainers
+  - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - ansible.builtin.action_common_attributes
