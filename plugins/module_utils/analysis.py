@@ -107,23 +107,55 @@ def _name_dict(match: nameslib.NameMatch) -> dict:
             "cn_only": match.cn_only, "reason": match.reason}
 
 
-def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
-                 roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
-                 passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
-                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
-    """Read every input the modules accept into a Request; raises InputError for unreadable files."""
+@dataclass(frozen=True)
+class Judgement:
+    """Everything that judges a chain besides the chain itself: pool, anchors, names, time and policy period."""
+
+    pool: Loaded = field(default_factory=Loaded)
+    roots: Loaded = field(default_factory=Loaded)
+    system_roots: Loaded = field(default_factory=Loaded)
+    names: tuple[str, ...] = ()
+    valid_at: Optional[datetime.datetime] = None
+    expires_soon_days: int = 30
+
+    def request(self, certificates: Loaded, keys: tuple[LoadedKey, ...] = (),
+                names: Optional[Sequence[str]] = None) -> Request:
+        """An analysis request for certificates judged this way (names, when given, replace self.names)."""
+        return Request(certificates=certificates, pool=self.pool, roots=self.roots, system_roots=self.system_roots,
+                       keys=keys, names=tuple(self.names if names is None else names), valid_at=self.valid_at,
+                       expires_soon_days=self.expires_soon_days)
+
+
+def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_roots: bool = True,
+                   names: Sequence[str] = (), valid_at: Optional[datetime.datetime] = None,
+                   expires_soon_days: int = 30) -> Judgement:
+    """Read the pool and the trust anchors once; raises InputError for unreadable files."""
+    require_cryptography()
+    system = system_trust_bundle() if system_roots else None
+    return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
+                     system_roots=load_paths([system], check=False) if system else Loaded(), names=tuple(names),
+                     valid_at=valid_at, expires_soon_days=expires_soon_days)
+
+
+def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, private_key_path: Optional[str] = None,
+                      passphrases: Sequence[Optional[bytes]] = ()) -> tuple[Loaded, tuple[LoadedKey, ...]]:
+    """The certificates given (with their parse findings) and every private key found among the inputs."""
     require_cryptography()
     given = load_paths(paths, passphrases)
     if content:
         given = given + load_bytes(content.encode(), "content", passphrases)
     key_source = load_paths([private_key_path], passphrases) if private_key_path else Loaded()
-    system = system_trust_bundle() if system_roots else None
-    return Request(
-        certificates=Loaded(given.certificates, (), given.findings + key_source.findings),
-        pool=load_paths(pool, check=False), roots=load_paths(roots),
-        system_roots=load_paths([system], check=False) if system else Loaded(),
-        keys=given.keys + key_source.keys, names=tuple(names), valid_at=valid_at,
-        expires_soon_days=expires_soon_days)
+    return Loaded(given.certificates, (), given.findings + key_source.findings), given.keys + key_source.keys
+
+
+def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
+                 roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
+                 passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
+                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
+    """Read every input the modules accept into a Request; raises InputError for unreadable files."""
+    certificates, keys = load_certificates(paths, content, private_key_path, passphrases)
+    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expires_soon_days)
+    return judgement.request(certificates, keys)
 
 
 def analyze(request: Request) -> Analysis:

@@ -39,6 +39,18 @@ CODES = {
     "weak_signature": (ERROR, "a certificate is signed with MD5 or SHA-1"),
     "missing_server_auth": (ERROR, "the leaf's extended key usage does not allow TLS servers"),
     "leaf_is_ca": (WARNING, "the leaf is a CA certificate, which some clients refuse for servers"),
+    # Live endpoints: why no chain could be seen, and chains that differ where they must not.
+    "connect_refused": (ERROR, "nothing accepts connections on the endpoint's address and port"),
+    "connect_timeout": (ERROR, "the TCP connection was not established before the deadline"),
+    "connect_failed": (ERROR, "the address does not resolve or cannot be reached"),
+    "starttls_not_offered": (ERROR, "the server does not advertise STARTTLS (STLS for POP3)"),
+    "starttls_rejected": (ERROR, "the server refused STARTTLS, for example with 454 TLS not available"),
+    "protocol_error": (ERROR, "the server's dialogue was not the protocol expected"),
+    "tls_handshake_failed": (ERROR, "the TLS handshake failed: an alert, plaintext or garbage"),
+    "timeout": (ERROR, "the endpoint did not finish connect, dialogue and handshake before the deadline"),
+    "probe_unsupported": (ERROR, "this Python cannot capture the chain and no openssl command was found"),
+    "backend_mismatch": (ERROR, "backends answering for one name and service present different chains"),
+    "service_mismatch": (WARNING, "services of one address answering for one name present different chains"),
 }
 
 

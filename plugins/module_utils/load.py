@@ -45,10 +45,11 @@ class LoadedCertificate:
     der: bytes
     source: str
     block: int
+    unit: str = "block"  # what a position is called: a block of a file, a certificate of a served chain
 
     @property
     def location(self) -> str:
-        return f"block {self.block} of {self.source}"
+        return f"{self.unit} {self.block} of {self.source}"
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def _try_passphrases(loader, passphrases):
 
 
 def _no_secrets(exc: Exception) -> str:
-    return str(exc).split("\n")[0][:200]
+    return str(exc).split("\n", maxsplit=1)[0][:200]
 
 
 def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:

@@ -1,29 +1,56 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # This module_utils file is private to the mailops.tls collection; its API may change without notice.
-"""The option set every chain module shares (documented once in doc_fragments/chain_inputs.py)."""
+"""The option sets the modules share, each documented once in doc_fragments/chain_inputs.py:
+judging options (pool, anchors, names, time), file inputs, and live endpoints."""
 from __future__ import annotations
 
 import datetime
 from typing import Optional
 
-from ansible_collections.mailops.tls.plugins.module_utils.analysis import Request, load_request
+from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
+    Judgement,
+    Request,
+    load_judgement,
+    load_request,
+)
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
+from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint
+from ansible_collections.mailops.tls.plugins.module_utils.starttls import PROTOCOLS
 
-CHAIN_INPUT_SPEC = {
-    "path": {"type": "list", "elements": "path"},
-    "content": {"type": "str"},
+JUDGING_SPEC = {
     "pool": {"type": "list", "elements": "path", "default": []},
     "roots": {"type": "list", "elements": "path", "default": []},
     "system_roots": {"type": "bool", "default": True},
     "names": {"type": "list", "elements": "str", "default": []},
-    "private_key_path": {"type": "path"},
-    "private_key_passphrase": {"type": "str", "no_log": True},
-    "pkcs12_passphrase": {"type": "str", "no_log": True},
     "valid_at": {"type": "str"},
     "expires_soon_days": {"type": "int", "default": 30},
 }
+FILE_INPUT_SPEC = {
+    "path": {"type": "list", "elements": "path"},
+    "content": {"type": "str"},
+    "private_key_path": {"type": "path"},
+    "private_key_passphrase": {"type": "str", "no_log": True},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
+}
+CHAIN_INPUT_SPEC = dict(JUDGING_SPEC, **FILE_INPUT_SPEC)
 CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
+
+ENDPOINT_OPTIONS = {
+    "address": {"type": "str", "required": True},
+    "port": {"type": "int", "required": True},
+    "protocol": {"type": "str", "choices": list(PROTOCOLS)},
+    "server_name": {"type": "str"},
+    "label": {"type": "str"},
+    "send_sni": {"type": "bool", "default": True},
+    "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
+}
+ENDPOINT_SPEC = {
+    "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
+    "key_types": {"type": "list", "elements": "str", "choices": ["rsa", "ecdsa"], "default": []},
+    "timeout": {"type": "float", "default": 10.0},
+    "concurrency": {"type": "int", "default": 16},
+}
 
 
 def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
@@ -41,18 +68,37 @@ def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
-def request_from_params(params: dict) -> Request:
-    """Turn the shared options into an analysis request."""
+def _judging_args(params: dict) -> dict:
+    """The judging options, checked, as keyword arguments of analysis.load_judgement and load_request."""
     if params["expires_soon_days"] < 0:
         raise InputError("expires_soon_days must be 0 or more")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
+    return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
+            "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at")),
+            "expires_soon_days": params["expires_soon_days"]}
+
+
+def judgement_from_params(params: dict) -> Judgement:
+    """Turn the judging options into a Judgement (pool and anchors read once)."""
+    return load_judgement(**_judging_args(params))
+
+
+def request_from_params(params: dict) -> Request:
+    """Turn the file inputs and judging options into an analysis request."""
     passphrases = tuple(p.encode() for p in (params.get("private_key_passphrase"), params.get("pkcs12_passphrase"))
                         if p)
-    return load_request(paths=params["path"] or (), content=params.get("content"), pool=params["pool"],
-                        roots=params["roots"], system_roots=params["system_roots"],
+    return load_request(paths=params["path"] or (), content=params.get("content"),
                         private_key_path=params.get("private_key_path"), passphrases=passphrases,
-                        names=params["names"], valid_at=parse_valid_at(params.get("valid_at")),
-                        expires_soon_days=params["expires_soon_days"])
+                        **_judging_args(params))
+
+
+def endpoints_from_params(params: dict) -> list[Endpoint]:
+    """The endpoints option as probe Endpoints; the probe checks each one's values."""
+    if params["timeout"] <= 0:
+        raise InputError("timeout must be more than 0 seconds")
+    return [Endpoint(address=item["address"], port=item["port"], protocol=item.get("protocol"),
+                     server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
+                     proxy_protocol=item.get("proxy_protocol")) for item in params["endpoints"] or ()]
