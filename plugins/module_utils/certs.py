@@ -164,10 +164,10 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
     san = _extension(cert, x509.SubjectAlternativeName)
     aia = _extension(cert, x509.AuthorityInformationAccess)
     key_type, key_size, curve = key_description(cert.public_key())
-    sig_oid, _ = derlib.signature_algorithm(der)
+    sig_oid, sig_params = derlib.signature_algorithm(der)
     sig_name, sig_hash = SIGNATURE_ALGORITHMS.get(sig_oid, (sig_oid, None))
     if sig_oid == "1.2.840.113549.1.1.10":
-        sig_hash = derlib.parse_pss_parameters(derlib.signature_algorithm(der)[1]).hash_oid
+        sig_hash = derlib.parse_pss_parameters(sig_params).hash_oid
     return CertInfo(
         subject=printable(cert.subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
         common_names=tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)),

@@ -63,8 +63,7 @@ def children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int,
 
 def element_length(data: bytes) -> int:
     """Length of the first complete element in data (a DER certificate may be followed by other bytes)."""
-    _, _, end = read_tlv(data, 0)
-    return end
+    return read_tlv(data, 0)[2]
 
 
 def decode_oid(content: bytes) -> str:
@@ -145,19 +144,19 @@ def _whole(data: bytes, field: tuple[int, int, int, int]) -> bytes:
 def _key_identifiers(der: bytes, start: int, end: int) -> tuple[Optional[bytes], Optional[bytes]]:
     """(subject key identifier, authority key identifier) from the [3] extensions field's content."""
     ski = aki = None
-    _, seq_start, seq_end = read_tlv(der, start)
-    for _, ext_start, ext_end, _ in children(der, seq_start, seq_end):
+    seq_start, seq_end = read_tlv(der, start)[1:]
+    for _tag, ext_start, ext_end, _offset in children(der, seq_start, seq_end):
         parts = list(children(der, ext_start, ext_end))
         if len(parts) < 2 or parts[0][0] != OID:
             raise DerError(f"the extension at byte {ext_start} has no identifier or no value")
         oid = der[parts[0][1]:parts[0][2]]
         value = parts[-1]
         if oid == _SKI_OID:
-            _, key_start, key_end = read_tlv(der, value[1])
+            key_start, key_end = read_tlv(der, value[1])[1:]
             ski = der[key_start:key_end]
         elif oid == _AKI_OID:
-            _, aki_start, aki_end = read_tlv(der, value[1])
-            for tag, id_start, id_end, _ in children(der, aki_start, aki_end):
+            aki_start, aki_end = read_tlv(der, value[1])[1:]
+            for tag, id_start, id_end, _offset in children(der, aki_start, aki_end):
                 if tag == IMPLICIT_0_PRIMITIVE:
                     aki = der[id_start:id_end]
     return ski, aki
@@ -165,11 +164,11 @@ def _key_identifiers(der: bytes, start: int, end: int) -> tuple[Optional[bytes],
 
 def signature_algorithm(der: bytes) -> tuple[str, bytes]:
     """Return (OID, raw parameters) of the certificate's outer signatureAlgorithm."""
-    _, start, end = read_tlv(der, 0)
+    start, end = read_tlv(der, 0)[1:]
     parts = list(children(der, start, end))
     if len(parts) < 3 or parts[1][0] != SEQUENCE:
         raise DerError("not a certificate: no signatureAlgorithm")
-    _, alg_start, alg_end, _ = parts[1]
+    alg_start, alg_end = parts[1][1:3]
     elements = list(children(der, alg_start, alg_end))
     if not elements or elements[0][0] != OID:
         raise DerError("not a certificate: the signatureAlgorithm has no identifier")
@@ -191,26 +190,26 @@ def parse_pss_parameters(params: bytes) -> PssParameters:
     """Decode RSASSA-PSS-params from the raw parameters of an AlgorithmIdentifier."""
     if not params:
         return PssParameters()
-    _, start, end = read_tlv(params, 0)
+    start, end = read_tlv(params, 0)[1:]
     values = {}
-    for tag, content_start, content_end, _ in children(params, start, end):
+    for tag, content_start, content_end, _offset in children(params, start, end):
         values[tag] = (content_start, content_end)
     hash_oid = mgf_hash_oid = PssParameters.hash_oid
     salt = PssParameters.salt_length
     if 0xA0 in values:
         hash_oid = _algorithm_oid(params, values[0xA0][0])
     if 0xA1 in values:
-        _, mgf_start, mgf_end = read_tlv(params, values[0xA1][0])
+        mgf_start, mgf_end = read_tlv(params, values[0xA1][0])[1:]
         mgf_parts = list(children(params, mgf_start, mgf_end))
         if len(mgf_parts) > 1:
             mgf_hash_oid = _algorithm_oid(params, mgf_parts[1][3])
     if 0xA2 in values:
-        _, int_start, int_end = read_tlv(params, values[0xA2][0])
+        int_start, int_end = read_tlv(params, values[0xA2][0])[1:]
         salt = int.from_bytes(params[int_start:int_end], "big")
     return PssParameters(hash_oid, mgf_hash_oid, salt)
 
 
 def _algorithm_oid(data: bytes, offset: int) -> str:
-    _, start, _ = read_tlv(data, offset)
-    _, oid_start, oid_end = read_tlv(data, start)
+    start = read_tlv(data, offset)[1]
+    oid_start, oid_end = read_tlv(data, start)[1:]
     return decode_oid(data[oid_start:oid_end])
