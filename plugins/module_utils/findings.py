@@ -53,6 +53,12 @@ CODES = {
     "service_mismatch": (WARNING, "services of one address answering for one name present different chains"),
 }
 
+# Codes only live endpoints give: a probe that saw no chain, or chains that differ between endpoints.
+PROBE_ERROR_CODES = ("connect_refused", "connect_timeout", "connect_failed", "starttls_not_offered",
+                     "starttls_rejected", "protocol_error", "tls_handshake_failed", "timeout", "probe_unsupported")
+ENDPOINT_CODES = (*PROBE_ERROR_CODES, "backend_mismatch", "service_mismatch")
+CHAIN_CODES = tuple(code for code in CODES if code not in ENDPOINT_CODES)
+
 
 @dataclass(frozen=True)
 class CertificateRef:

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import der
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.findings import PROBE_ERROR_CODES
 from ansible_collections.mailops.tls.plugins.module_utils.starttls import (
     PROTOCOLS,
     Deadline,
@@ -37,8 +38,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.starttls import (
     send,
 )
 
-ERROR_CODES = ("connect_refused", "connect_timeout", "connect_failed", "starttls_not_offered", "starttls_rejected",
-               "protocol_error", "tls_handshake_failed", "timeout", "probe_unsupported")
+ERROR_CODES = PROBE_ERROR_CODES
 BACKENDS = ("auto", "ssl", "openssl")
 # Why TLS 1.2 and cipher suites: in TLS 1.3 the suite says nothing about the certificate, the server picks it
 # from the signature_algorithms extension, which Python's ssl module cannot set. In TLS 1.2 an aRSA or aECDSA

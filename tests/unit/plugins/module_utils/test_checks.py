@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
-from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES, SEVERITIES
+from ansible_collections.mailops.tls.plugins.module_utils.findings import CHAIN_CODES, CODES, SEVERITIES
 
 REPO = Path(__file__).resolve().parents[4]
 MAIL = "mail.example.test"
@@ -96,14 +96,14 @@ def clean(_tmp_path=None) -> analysis.Analysis:
 
 # --- positive cases: one per code -------------------------------------------------------------------------------------
 
-def parse_error(_):
+def parse_error(_tmp_path):
     h = simple()
     result = analyze((), raw=h.leaf.pem + DAMAGED + h.intermediates[0].pem, roots=[h.root])
     assert len(result.chain) == 2, "the intact certificates are still used"
     return Case(result, None, None, ("block 2 of bundle.pem", "base64"))
 
 
-def ignored_block(_):
+def ignored_block(_tmp_path):
     h = simple()
     public_key = h.leaf.key.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -111,52 +111,52 @@ def ignored_block(_):
     return Case(result, None, None, ("block 2 of bundle.pem", "PUBLIC KEY"))
 
 
-def no_certificate(_):
+def no_certificate(_tmp_path):
     return Case(analyze((), raw=simple().leaf.key_pem()), None, None, ("no certificate",))
 
 
-def wrong_order(_):
+def wrong_order(_tmp_path):
     h = simple()
     return Case(analyze([h.intermediates[0], h.leaf], roots=[h.root]), h.leaf, 1, (MAIL, "Test Intermediate CA 1"))
 
 
-def missing_intermediate(_):
+def missing_intermediate(_tmp_path):
     h = simple()
     return Case(analyze([h.leaf], roots=[h.root]), h.leaf, 0, ("Test Intermediate CA 1", "block 1 of bundle.pem"))
 
 
-def root_included(_):
+def root_included(_tmp_path):
     h = simple()
     return Case(analyze([*h.served_chain, h.root], roots=[h.root]), h.root, 2,
                 ("Test Root CA", "block 3 of bundle.pem"))
 
 
-def unrelated_certificate(_):
+def unrelated_certificate(_tmp_path):
     h, other = simple(), simple()
     result = analyze([*h.served_chain, other.leaf], roots=[h.root])
     return Case(result, other.leaf, 2, ("block 3 of bundle.pem", MAIL))
 
 
-def duplicate_certificate(_):
+def duplicate_certificate(_tmp_path):
     h = simple()
     inter = h.intermediates[0]
     result = analyze([h.leaf, inter, inter], roots=[h.root])
     return Case(result, inter, 1, ("2 times", "block 2 of bundle.pem", "block 3 of bundle.pem"))
 
 
-def untrusted_root(_):
+def untrusted_root(_tmp_path):
     h = simple()
     return Case(analyze([*h.served_chain, h.root]), h.root, 2, ("Test Root CA", "block 3 of bundle.pem"))
 
 
-def chain_cycle(_):
+def chain_cycle(_tmp_path):
     ca_a, ca_b = pki.root("CA A"), pki.root("CA B")
     a_by_b, b_by_a = pki.cross_sign(ca_a, ca_b), pki.cross_sign(ca_b, ca_a)
     result = analyze([ca_a.leaf(MAIL), a_by_b, b_by_a])
     return Case(result, b_by_a, 2, ("CA B", "block 3 of bundle.pem"))
 
 
-def chain_search_limit(_):
+def chain_search_limit(_tmp_path):
     h = simple()
     inter = h.intermediates[0]
     decoys = [pki.lookalike(inter, h.root) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
@@ -164,7 +164,7 @@ def chain_search_limit(_):
     return Case(result, h.leaf, 0, (f"{chain.MAX_SIGNATURE_CHECKS} signature checks",))
 
 
-def cross_signed(_):
+def cross_signed(_tmp_path):
     root_a, root_b = pki.root("Root A"), pki.root("Root B")
     inter = root_a.issue("Shared Intermediate", ca=True)
     leaf = inter.leaf(MAIL)
@@ -172,69 +172,69 @@ def cross_signed(_):
     return Case(result, leaf, 0, ("2 paths", "Root A", "Root B"))
 
 
-def expired(_):
+def expired(_tmp_path):
     h = pki.hierarchy(MAIL, not_before=pki.NOW - 100 * pki.DAY, not_after=pki.NOW - 2 * pki.DAY)
     result = analyze(h.served_chain, roots=[h.root])
     return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW - 2 * pki.DAY:%Y-%m-%d}"))
 
 
-def not_yet_valid(_):
+def not_yet_valid(_tmp_path):
     h = pki.hierarchy(MAIL, not_before=pki.NOW + 3 * pki.DAY)
     result = analyze(h.served_chain, roots=[h.root])
     return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 3 * pki.DAY:%Y-%m-%d}"))
 
 
-def expires_soon(_):
+def expires_soon(_tmp_path):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
     result = analyze(h.served_chain, roots=[h.root])
     return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 10 * pki.DAY:%Y-%m-%d}"))
 
 
-def not_a_ca(_):
+def not_a_ca(_tmp_path):
     top = pki.root()
     inter = top.issue("Server Posing As CA", ca=False)
     return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
                 ("Server Posing As CA", "block 2 of bundle.pem", "not a CA"))
 
 
-def path_length_exceeded(_):
+def path_length_exceeded(_tmp_path):
     top = pki.root(path_length=0)
     inter = top.issue("Issuing CA", ca=True)
     return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), top, None, ("Test Root CA", "roots"))
 
 
-def bad_signature(_):
+def bad_signature(_tmp_path):
     h = simple()
     lookalike = h.root.issue(subject=h.intermediates[0].subject, ca=True)
     return Case(analyze([h.leaf, lookalike], roots=[h.root]), h.leaf, 0,
                 ("Test Intermediate CA 1", "block 1 of bundle.pem", "block 2 of bundle.pem"))
 
 
-def name_mismatch(_):
+def name_mismatch(_tmp_path):
     h = simple()
     result = analyze(h.served_chain, roots=[h.root], names=["smtp.example.test"])
     return Case(result, h.leaf, 0, (MAIL, "smtp.example.test"))
 
 
-def wildcard_used(_):
+def wildcard_used(_tmp_path):
     h = pki.hierarchy("*.example.test")
     return Case(analyze(h.served_chain, roots=[h.root], names=[MAIL]), h.leaf, 0, (MAIL, "*.example.test"))
 
 
-def cn_only(_):
+def cn_only(_tmp_path):
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     leaf = inter.leaf(common_name=MAIL)
     return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL, "subjectAltName"))
 
 
-def key_mismatch(_):
+def key_mismatch(_tmp_path):
     h = simple()
     result = analyze(h.served_chain, roots=[h.root], keys=key_of(h.intermediates[0], "mail.key"))
     return Case(result, h.leaf, 0, (MAIL, "mail.key"))
 
 
-def weak_key(_):
+def weak_key(_tmp_path):
     h = pki.hierarchy(MAIL, key=rsa_key(1024))
     return Case(analyze(h.served_chain, roots=[h.root]), h.leaf, 0, (MAIL, "1024-bit RSA", "2048"))
 
@@ -247,12 +247,12 @@ def weak_signature(tmp_path):
                 ("SHA1 Issuing CA", "block 2 of bundle.pem", "SHA-1"))
 
 
-def missing_server_auth(_):
+def missing_server_auth(_tmp_path):
     h = pki.hierarchy(MAIL, server_auth=False)
     return Case(analyze(h.served_chain, roots=[h.root]), h.leaf, 0, (MAIL, "serverAuth"))
 
 
-def leaf_is_ca(_):
+def leaf_is_ca(_tmp_path):
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
@@ -267,11 +267,11 @@ POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
 
 
 def test_every_code_has_a_positive_case():
-    assert sorted(POSITIVE) == sorted(CODES)
+    assert sorted(POSITIVE) == sorted(CHAIN_CODES)
     assert all(severity in SEVERITIES for severity, _ in CODES.values())
 
 
-@pytest.mark.parametrize("code", sorted(CODES))
+@pytest.mark.parametrize("code", sorted(CHAIN_CODES))
 def test_positive(code, tmp_path):
     case = POSITIVE[code](tmp_path)
     found = [f for f in case.result.findings if f.code == code]
@@ -297,24 +297,24 @@ def clean_chain_has_no_findings():
     assert result.key_matches is True
 
 
-def near_wrong_order(_):
+def near_wrong_order(_tmp_path):
     h = simple()
     return analyze([*h.served_chain, h.root], roots=[h.root])
 
 
-def near_duplicate(_):
+def near_duplicate(_tmp_path):
     h = simple()
     return analyze([*h.served_chain, h.root], pool=h.served_chain, roots=[h.root], system=[h.root])
 
 
-def near_unrelated(_):
+def near_unrelated(_tmp_path):
     """Both issuers of a cross-signed intermediate: each is on a valid path of the leaf."""
     root_a, root_b = pki.root("Root A"), pki.root("Root B")
     inter = root_a.issue("Shared Intermediate", ca=True)
     return analyze([inter.leaf(MAIL), inter, pki.cross_sign(inter, root_b)], roots=[root_a], system=[root_b])
 
 
-def near_validity(_):
+def near_validity(_tmp_path):
     """Expired now, but analysed at a time when it was valid and far from expiry."""
     top = pki.root(not_before=pki.NOW - 200 * pki.DAY)
     inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 200 * pki.DAY)
@@ -323,40 +323,40 @@ def near_validity(_):
     return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY, expires_soon_days=10)
 
 
-def near_expires_soon(_):
+def near_expires_soon(_tmp_path):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
     return analyze(h.served_chain, roots=[h.root], expires_soon_days=5)
 
 
-def near_not_a_ca(_):
+def near_not_a_ca(_tmp_path):
     top = pki.root("Version 1 Style Root", basic_constraints=False)
     inter = top.issue("Issuing CA", ca=True)
     return analyze([inter.leaf(MAIL), inter], roots=[top])
 
 
-def near_path_length(_):
+def near_path_length(_tmp_path):
     top = pki.root(path_length=1)
     inter = top.issue("Issuing CA", ca=True, path_length=0)
     return analyze([inter.leaf(MAIL), inter], roots=[top])
 
 
-def near_bad_signature(_):
+def near_bad_signature(_tmp_path):
     h = simple()
     lookalike = h.root.issue(subject=h.intermediates[0].subject, ca=True)
     return analyze([*h.served_chain, lookalike], roots=[h.root])
 
 
-def near_names(_):
+def near_names(_tmp_path):
     h = pki.hierarchy(MAIL, "*.example.test")
     return analyze(h.served_chain, roots=[h.root], names=[MAIL, "MAIL.example.test."])
 
 
-def near_name_mismatch(_):
+def near_name_mismatch(_tmp_path):
     h = pki.hierarchy("*.example.test")
     return analyze(h.served_chain, roots=[h.root], names=[MAIL])
 
 
-def near_weak_key(_):
+def near_weak_key(_tmp_path):
     h = pki.hierarchy(MAIL, key=rsa_key(2048))
     return analyze(h.served_chain, roots=[h.root])
 
@@ -369,44 +369,44 @@ def near_weak_signature(tmp_path):
     return analyze([inter.leaf(MAIL), inter], roots=[top])
 
 
-def near_untrusted_root(_):
+def near_untrusted_root(_tmp_path):
     h = simple()
     return analyze([*h.served_chain, h.root], system=[h.root])
 
 
-def near_chain_cycle(_):
+def near_chain_cycle(_tmp_path):
     old = pki.root("Rollover CA", key_ids=False)
     new_with_old = old.issue(subject=old.subject, ca=True, key_ids=False)
     return analyze([new_with_old.leaf(MAIL, key_ids=False), new_with_old])
 
 
-def near_search_limit(_):
+def near_search_limit(_tmp_path):
     h = simple()
     inter = h.intermediates[0]
     decoys = [h.root.issue(subject=inter.subject, ca=True) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
     return analyze([h.leaf], pool=[*decoys, inter], roots=[h.root])
 
 
-def near_cross_signed(_):
+def near_cross_signed(_tmp_path):
     """The second issuer's root is no anchor: only one trusted path."""
     root_a, root_b = pki.root("Root A"), pki.root("Root B")
     inter = root_a.issue("Shared Intermediate", ca=True)
     return analyze([inter.leaf(MAIL), inter], pool=[pki.cross_sign(inter, root_b), root_b], roots=[root_a])
 
 
-def near_key_mismatch(_):
+def near_key_mismatch(_tmp_path):
     h = simple()
     other = pki.new_key()
     keys = (*key_of(pki.Issued(None, other), "other.key"), *key_of(h.leaf, "mail.key"))
     return analyze(h.served_chain, roots=[h.root], keys=keys)
 
 
-def near_leaf_usage(_):
+def near_leaf_usage(_tmp_path):
     h = simple()
     return analyze(h.served_chain, roots=[h.root])
 
 
-def near_parse(_):
+def near_parse(_tmp_path):
     h = simple()
     return analyze((), raw=b"subject=CN = " + MAIL.encode() + b"\n" + pki.pem_bundle(*h.served_chain),
                    roots=[h.root])
@@ -430,7 +430,7 @@ def test_clean_chain_has_no_findings():
 
 
 def test_every_code_has_a_near_miss():
-    assert sorted(NEAR_MISSES) == sorted(CODES)
+    assert sorted(NEAR_MISSES) == sorted(CHAIN_CODES)
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
@@ -438,7 +438,7 @@ def test_clean_chain_lacks(code):
     assert code not in codes(clean())
 
 
-@pytest.mark.parametrize("code", sorted(CODES))
+@pytest.mark.parametrize("code", sorted(CHAIN_CODES))
 def test_near_miss(code, tmp_path):
     result = NEAR_MISSES[code](tmp_path)
     assert code not in codes(result), [f.message for f in result.findings]
