@@ -122,7 +122,7 @@ def test_writes_every_output_once_and_then_changes_nothing(tmp_path, inputs, com
         assert mode == (0o600 if kind in ("combined", "key") else 0o644), kind
     # The result is the analysis of the input, in the schema of mail_tls_chain_facts, plus the files.
     assert [c["subject"] for c in first["chain"]] == [c.subject.rfc4514_string() for c in company.served_chain]
-    assert [c["source"] for c in first["chain"]][1] == "pool"
+    assert "pool" in first["chain"][1]["source"]  # the intermediate the pile lacked
     assert first["root"]["subject"] == company.root.subject.rfc4514_string()
     assert {"wrong_order", "missing_intermediate", "root_included"} <= {i["code"] for i in first["issues"]}
     assert first["violations"] == [] and first["key_matches"] is True
