@@ -149,8 +149,8 @@ def _sign(builder: x509.CertificateBuilder, key, hash_algorithm, pss: bool) -> x
         return builder.sign(key, None)
     algorithm = hash_algorithm or hashes.SHA256()
     if pss:
-        return builder.sign(key, algorithm, rsa_padding=padding.PSS(mgf=padding.MGF1(algorithm),
-                                                                     salt_length=algorithm.digest_size))
+        pss_padding = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+        return builder.sign(key, algorithm, rsa_padding=pss_padding)
     return builder.sign(key, algorithm)
 
 

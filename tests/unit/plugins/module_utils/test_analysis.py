@@ -212,8 +212,8 @@ def test_certificates_lists_every_given_certificate_with_its_position(h):
     result = analyze([h.leaf, h.intermediates[0], h.leaf], roots=[h.root])
     assert [(e.index, e.source) for e in result.certificates] == [
         (0, "block 1 of bundle.pem"), (1, "block 2 of bundle.pem"), (2, "block 3 of bundle.pem")]
-    assert [e.info.sha256 for e in result.certificates] == [sha256_hex(i.der) for i in (h.leaf, h.intermediates[0],
-                                                                                       h.leaf)]
+    assert [e.info.sha256 for e in result.certificates] == [
+        sha256_hex(i.der) for i in (h.leaf, h.intermediates[0], h.leaf)]
 
 
 def test_loaded_certificates_from_der_as_a_server_sent_them(h):

@@ -180,9 +180,9 @@ def test_signature_verifies_openssl_signed(key_pairs, tmp_path, key_type, digest
 @needs_openssl
 def test_signature_verifies_pss_with_a_lied_salt_length_is_false(key_pairs, tmp_path):
     """The outer signatureAlgorithm is not signed: a changed salt length must make the check fail, not pass."""
-    issuer, _ = issuer_and_lookalike(key_pairs, "rsa")
+    issuer, _lookalike = issuer_and_lookalike(key_pairs, "rsa")
     sigopts = ("rsa_padding_mode:pss", "rsa_pss_saltlen:32", "rsa_mgf1_md:sha256")
-    _, der = _signed_by_openssl(issuer, key_pairs["ecdsa"][1], tmp_path, "sha256", sigopts)
+    _cert, der = _signed_by_openssl(issuer, key_pairs["ecdsa"][1], tmp_path, "sha256", sigopts)
     salt = bytes.fromhex("a203020120")  # [2] { INTEGER 32 }, found in both the inner and the outer parameters
     outer = der.rindex(salt)
     assert der.index(salt) < outer
@@ -350,7 +350,7 @@ def test_describe_serial_is_the_der_integer_in_hex(serial, text):
     assert info.serial == text
     # The same bytes as the INTEGER's content in the certificate itself.
     tbs = leaf.cert.tbs_certificate_bytes
-    _, start, end = derlib.read_tlv(tbs, 0)
+    _tag, start, end = derlib.read_tlv(tbs, 0)
     serial_field = list(derlib.children(tbs, start, end))[1]
     assert info.serial == colon_hex(tbs[serial_field[1]:serial_field[2]])
 

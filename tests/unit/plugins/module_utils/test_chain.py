@@ -161,8 +161,8 @@ def decoys_for(h: pki.Hierarchy, kind: str, count: int = 3) -> list:
     """Certificates named like the leaf's issuer that did not issue it."""
     issuer, above = h.intermediates[-1], (h.intermediates[-2] if len(h.intermediates) > 1 else h.root)
     if kind == "same_ski":
-        return [pki.lookalike(issuer, above) for _ in range(count)]
-    return [above.issue(subject=issuer.subject, ca=True, key_ids=kind != "no_key_ids") for _ in range(count)]
+        return [pki.lookalike(issuer, above) for _decoy in range(count)]
+    return [above.issue(subject=issuer.subject, ca=True, key_ids=kind != "no_key_ids") for _decoy in range(count)]
 
 
 @pytest.mark.parametrize("kind", ["other_key", "same_ski", "no_key_ids"])
@@ -194,7 +194,7 @@ def test_without_key_identifiers_issuers_are_found_by_name_and_signature():
 def test_three_thousand_decoys_sharing_the_issuers_name_cost_no_signature_checks(deep):
     issuer = deep.intermediates[-1]
     above = deep.intermediates[0]
-    decoys = [above.issue(subject=issuer.subject, ca=True) for _ in range(3000)]
+    decoys = [above.issue(subject=issuer.subject, ca=True) for _decoy in range(3000)]
     result = analyze([deep.leaf], pool=[*decoys, *deep.intermediates], roots=[deep.root])
     assert chain_of(result) == fingerprints(deep.served_chain)
     assert result.trusted
@@ -217,7 +217,7 @@ def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
-                               for attribute in inter.subject])
+                           for attribute in inter.subject])
     reencoded = top.issue(subject=printable, ca=True, key=inter.key)
     assert reencoded.cert.subject.public_bytes() != inter.cert.subject.public_bytes()
     leaf = inter.leaf(MAIL)
@@ -237,8 +237,8 @@ def test_operator_anchor_is_preferred_over_a_longer_valid_system_path():
         result = analyze([leaf, via], pool=[inter, inter_x], roots=[operator], system=[other])
         assert root_of(result) == sha256_hex(operator.der)
         assert chain_of(result) == fingerprints([leaf, via])
-        assert [[sha for sha in path] for path in result.as_dict()["alternatives"]] == \
-            [fingerprints([leaf, inter_x if via is inter else inter])]
+        assert [list(path) for path in result.as_dict()["alternatives"]] == [
+            fingerprints([leaf, inter_x if via is inter else inter])]
 
 
 def test_among_system_anchors_the_longer_valid_path_wins():
@@ -421,7 +421,7 @@ def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep, 
     """Look-alikes cost a signature check each; the budget stops them. When the bundle holds the real issuer
     the chain is still found (given certificates are tried first) and the limit is only an info."""
     issuer = deep.intermediates[-1]
-    decoys = [pki.lookalike(issuer, deep.intermediates[0]) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    decoys = [pki.lookalike(issuer, deep.intermediates[0]) for _decoy in range(chain.MAX_SIGNATURE_CHECKS + 1)]
     given = [deep.leaf] if real_issuer == "missing" else [deep.leaf, *reversed(deep.intermediates)]
     result = analyze(given, pool=decoys, roots=[deep.root])
     assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS

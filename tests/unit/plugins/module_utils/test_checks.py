@@ -159,7 +159,7 @@ def chain_cycle(_tmp_path):
 def chain_search_limit(_tmp_path):
     h = simple()
     inter = h.intermediates[0]
-    decoys = [pki.lookalike(inter, h.root) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    decoys = [pki.lookalike(inter, h.root) for _decoy in range(chain.MAX_SIGNATURE_CHECKS + 1)]
     result = analyze([h.leaf], pool=decoys, roots=[h.root])
     return Case(result, h.leaf, 0, (f"{chain.MAX_SIGNATURE_CHECKS} signature checks",))
 
@@ -268,7 +268,7 @@ POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
 
 def test_every_code_has_a_positive_case():
     assert sorted(POSITIVE) == sorted(CHAIN_CODES)
-    assert all(severity in SEVERITIES for severity, _ in CODES.values())
+    assert all(severity in SEVERITIES for severity, _description in CODES.values())
 
 
 @pytest.mark.parametrize("code", sorted(CHAIN_CODES))
@@ -383,7 +383,7 @@ def near_chain_cycle(_tmp_path):
 def near_search_limit(_tmp_path):
     h = simple()
     inter = h.intermediates[0]
-    decoys = [h.root.issue(subject=inter.subject, ca=True) for _ in range(chain.MAX_SIGNATURE_CHECKS + 1)]
+    decoys = [h.root.issue(subject=inter.subject, ca=True) for _decoy in range(chain.MAX_SIGNATURE_CHECKS + 1)]
     return analyze([h.leaf], pool=[*decoys, inter], roots=[h.root])
 
 
