@@ -92,7 +92,7 @@ def banner_host(text) -> str:
 
 def served_leaves(address: str, service: str, count: int) -> set:
     """Distinct leaf certificates (DER) seen over count connections."""
-    return {lablib.served_leaf(address, service) for _ in range(count)}
+    return {lablib.served_leaf(address, service) for _connection in range(count)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def test_backends_complete_tls_with_lab_chain(lab, context, service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_front_completes_tls_with_lab_chain(lab, context, service):
-    for _ in range(len(lab.backends)):
+    for _turn in range(len(lab.backends)):
         _greeting, cert = tls_peer(lab.front_address, service, context)
         assert ("DNS", NAME) in cert["subjectAltName"], service
 
@@ -130,7 +130,7 @@ def test_backends_greet_with_their_own_host_name(lab, context):
 @pytest.mark.parametrize("service", ["smtp", "submission", "smtps", "imap", "imaps", "pop3", "pop3s"])
 def test_front_round_robins_over_every_backend(lab, context, service):
     hosts = set()
-    for _ in range(2 * len(lab.backends)):
+    for _turn in range(2 * len(lab.backends)):
         if service in ("smtp", "submission"):
             hosts.add(banner_host(smtp_banner(lab.front_address, lab.ports[service])))
         else:

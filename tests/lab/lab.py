@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A real mail lab on loopback: HAProxy (TCP mode) in front of N backends of real Postfix and Dovecot.
 
@@ -57,8 +56,9 @@ TLS_MODES = {"smtp": ("smtp", "starttls"), "submission": ("smtp", "starttls"), "
 POSTFIX_QUEUE_DIRS = {  # name -> (owner, group, mode), as in /etc/postfix/postfix-files
     "": ("root", None, 0o755), "pid": ("root", None, 0o755),
     "maildrop": ("postfix", "postdrop", 0o730), "public": ("postfix", "postdrop", 0o710),
-    **{d: ("postfix", None, 0o700) for d in ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
-                                            "incoming", "private", "saved", "trace")},
+    **{d: ("postfix", None, 0o700)
+       for d in ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "private",
+                 "saved", "trace")},
 }
 DAEMON_NAMES = {"postfix": "master", "dovecot": "dovecot", "haproxy": "haproxy"}
 UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes; Dovecot puts sockets some levels below base_dir
@@ -332,7 +332,7 @@ def _read_line(sock, buffer: bytearray) -> bytes:
         if not chunk:
             raise LabError("connection closed before the server answered")
         buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\n")
+    line, _newline, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
     return line.rstrip(b"\r")
 
@@ -1073,7 +1073,7 @@ def require_root() -> None:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for command, text in (("up", "bring the lab up (restart if running)"), ("down", "stop everything"),
                           ("status", "show daemons and ports (exit 0 all up, 3 all down, 1 partly)"),
