@@ -69,7 +69,7 @@ demo: venv collection-link
 	@$(STEP) "demo: ansible-playbook playbooks/demo.yml" env ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-playbook playbooks/demo.yml
 
-bench: venv
+bench: venv collection-link
 	@$(STEP) "bench: tests/bench/bench.py" $(VENV)/bin/python tests/bench/bench.py
 
 clean:
