@@ -1,25 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Documentation of the options every chain module shares (module_utils/module_args.py)."""
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the option sets the modules share (module_utils/module_args.py), each written once.
+
+mailops.tls.chain_inputs: the judging options (pool, anchors, names, time), which every module takes.
+mailops.tls.chain_inputs.files: certificate files and keys to analyse.
+mailops.tls.chain_inputs.endpoints: live endpoints to probe.
+"""
 from __future__ import annotations
 
 
 class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
-  path:
-    description:
-      - Files with the certificates to analyse, on the host that runs the module, in any order and any
-        mix of formats.
-      - PEM with any surrounding text (C(Bag Attributes), C(subject=) lines, comments), CRLF line ends or a
-        UTF-8 BOM; DER; PKCS#7 (C(.p7b), C(.p7c), PEM or DER); PKCS#12 (C(.p12), C(.pfx)).
-      - Private keys found in these files are used for O(private_key_path)'s key match too.
-      - One of O(path) and O(content) is required.
-    type: list
-    elements: path
-  content:
-    description:
-      - PEM text with certificates, analysed after the files of O(path).
-    type: str
   pool:
     description:
       - Files or directories of extra certificates (for example a CA bundle of thousands of intermediates)
@@ -50,19 +42,6 @@ options:
     type: list
     elements: str
     default: []
-  private_key_path:
-    description:
-      - The private key of the leaf (PKCS#1, PKCS#8, SEC1, DER, or a PKCS#12 file), checked against the leaf.
-      - The key never appears in any result or message.
-    type: path
-  private_key_passphrase:
-    description:
-      - Passphrase of an encrypted private key.
-    type: str
-  pkcs12_passphrase:
-    description:
-      - Passphrase of PKCS#12 files among O(path) or O(private_key_path).
-    type: str
   valid_at:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is
@@ -76,4 +55,109 @@ options:
     default: 30
 requirements:
   - cryptography >= 36.0 on the host that runs the module
+"""
+
+    FILES = r"""
+options:
+  path:
+    description:
+      - Files with the certificates to analyse, on the host that runs the module, in any order and any
+        mix of formats.
+      - PEM with any surrounding text (C(Bag Attributes), C(subject=) lines, comments), CRLF line ends or a
+        UTF-8 BOM; DER; PKCS#7 (C(.p7b), C(.p7c), PEM or DER); PKCS#12 (C(.p12), C(.pfx)).
+      - Private keys found in these files are used for O(private_key_path)'s key match too.
+      - Give O(path) or O(content) (or both).
+    type: list
+    elements: path
+  content:
+    description:
+      - PEM text with certificates, analysed after the files of O(path). Kept out of logs, since it may hold a
+        private key.
+    type: str
+  private_key_path:
+    description:
+      - The private key of the leaf (PKCS#1, PKCS#8, SEC1, DER, or a PKCS#12 file), checked against the leaf.
+      - The key never appears in any result or message.
+    type: path
+  private_key_passphrase:
+    description:
+      - Passphrase of an encrypted private key.
+    type: str
+  pkcs12_passphrase:
+    description:
+      - Passphrase of PKCS#12 files among O(path) or O(private_key_path).
+    type: str
+"""
+
+    ENDPOINTS = r"""
+options:
+  endpoints:
+    description:
+      - Live TLS endpoints to probe. Each is connected to, spoken to in its protocol up to STARTTLS where the
+        protocol uses it, and its certificate chain is captured exactly as sent, even when it does not verify,
+        then judged like a file.
+      - The certificate must be valid for O(endpoints[].server_name) (or O(endpoints[].address) when that is a
+        name) and for every entry of O(names).
+    type: list
+    elements: dict
+    suboptions:
+      address:
+        description:
+          - What to connect to, a host name or an IPv4 or IPv6 address, for example one backend behind a load
+            balancer.
+        type: str
+        required: true
+      port:
+        description:
+          - The TCP port.
+        type: int
+        required: true
+      protocol:
+        description:
+          - How TLS starts. V(smtp) and V(lmtp) use EHLO/LHLO and STARTTLS, V(imap) STARTTLS, V(pop3) STLS,
+            V(sieve) ManageSieve STARTTLS; V(smtps), V(imaps), V(pop3s) and V(tls) start with TLS at once.
+          - Default from the port, 25 and 587 V(smtp), 465 V(smtps), 143 V(imap), 993 V(imaps), 110 V(pop3),
+            995 V(pop3s), 4190 V(sieve), 24 V(lmtp), any other V(tls).
+        type: str
+        choices: [smtp, lmtp, imap, pop3, sieve, tls, smtps, imaps, pop3s]
+      server_name:
+        description:
+          - The public name clients use, for example the load balancer's name. Sent as SNI and used for the
+            identity check.
+        type: str
+      label:
+        description:
+          - A name for the endpoint in results and messages, for example the backend's inventory name.
+        type: str
+      send_sni:
+        description:
+          - Send O(endpoints[].server_name) as SNI. V(false) shows the certificate a server presents to clients
+            that send no SNI.
+        type: bool
+        default: true
+      proxy_protocol:
+        description:
+          - Send a HAProxy PROXY protocol header of this version first, for backends that only accept
+            connections from a load balancer.
+        type: str
+        choices: [v1, v2]
+  key_types:
+    description:
+      - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
+      - To choose, the probe offers only TLS 1.2 cipher suites of that key type.
+    type: list
+    elements: str
+    choices: [rsa, ecdsa]
+    default: []
+  timeout:
+    description:
+      - Seconds each probe may take in total, connect, protocol dialogue and handshake together.
+        One slow or hostile endpoint never delays the others beyond this.
+    type: float
+    default: 10
+  concurrency:
+    description:
+      - How many endpoints are probed at once.
+    type: int
+    default: 16
 """

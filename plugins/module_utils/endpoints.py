@@ -14,7 +14,7 @@ from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Analysis, Judgement, analyze
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
-from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedCertificate
 from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, ProbeResult, probe_many
 
@@ -28,6 +28,12 @@ class EndpointReport:
     findings: tuple[Finding, ...]
 
     @property
+    def name(self) -> str:
+        """How results and messages name this probe: endpoint, protocol and the key type asked for."""
+        endpoint = self.probe.endpoint
+        return f"{endpoint} {endpoint.dialect}" + (f" {endpoint.key_type}" if endpoint.key_type else "")
+
+    @property
     def chain_id(self) -> Optional[tuple[str, ...]]:
         """The presented chain as SHA-256 fingerprints, or None when nothing was presented."""
         return tuple(sha256_hex(der) for der in self.probe.chain_der) if self.probe.ok else None
@@ -36,7 +42,7 @@ class EndpointReport:
         endpoint = self.probe.endpoint
         analysis = self.analysis.as_dict() if self.analysis else None
         return {
-            "address": endpoint.address, "port": endpoint.port, "protocol": endpoint.dialect,
+            "name": self.name, "address": endpoint.address, "port": endpoint.port, "protocol": endpoint.dialect,
             "server_name": endpoint.server_name, "sni": endpoint.sni, "label": endpoint.label,
             "key_type_requested": endpoint.key_type, "key_type": self.probe.key_type,
             "ok": self.probe.ok, "error": None if self.probe.ok else {"code": self.probe.error_code,
@@ -132,5 +138,19 @@ def probe_and_judge(endpoints: Sequence[Endpoint], judgement: Judgement, timeout
     return compare([judge(result, judgement) for result in results])
 
 
-def flattened_findings(reports: Sequence[EndpointReport]) -> list[tuple[EndpointReport, Finding]]:
-    return [(report, item) for report in reports for item in report.findings]
+
+def endpoint_results(reports: Sequence[EndpointReport]) -> dict:
+    """The stable result of a probe run: every endpoint, every finding naming its endpoint, and counts."""
+    issues = [dict(item.as_dict(), endpoint=report.name) for report in reports for item in report.findings]
+    return {
+        "endpoints": [report.as_dict() for report in reports],
+        "issues": issues,
+        "summary": {
+            "probed": len(reports),
+            "answered": sum(report.probe.ok for report in reports),
+            "clean": sum(report.probe.ok and not any(f.severity == ERROR for f in report.findings)
+                         for report in reports),
+            "errors": sum(item["severity"] == ERROR for item in issues),
+            "warnings": sum(item["severity"] == WARNING for item in issues),
+        },
+    }

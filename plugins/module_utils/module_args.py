@@ -10,9 +10,10 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     Judgement,
     Request,
+    load_certificates,
     load_judgement,
-    load_request,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.endpoints import EndpointReport, probe_and_judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint
@@ -28,7 +29,7 @@ JUDGING_SPEC = {
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
-    "content": {"type": "str"},
+    "content": {"type": "str", "no_log": True},
     "private_key_path": {"type": "path"},
     "private_key_passphrase": {"type": "str", "no_log": True},
     "pkcs12_passphrase": {"type": "str", "no_log": True},
@@ -69,7 +70,7 @@ def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
 
 
 def _judging_args(params: dict) -> dict:
-    """The judging options, checked, as keyword arguments of analysis.load_judgement and load_request."""
+    """The judging options, checked, as keyword arguments of analysis.load_judgement."""
     if params["expires_soon_days"] < 0:
         raise InputError("expires_soon_days must be 0 or more")
     try:
@@ -86,13 +87,13 @@ def judgement_from_params(params: dict) -> Judgement:
     return load_judgement(**_judging_args(params))
 
 
-def request_from_params(params: dict) -> Request:
-    """Turn the file inputs and judging options into an analysis request."""
+def request_from_params(params: dict, judgement: Optional[Judgement] = None) -> Request:
+    """Turn the file inputs and judging options into an analysis request (judgement: already loaded)."""
     passphrases = tuple(p.encode() for p in (params.get("private_key_passphrase"), params.get("pkcs12_passphrase"))
                         if p)
-    return load_request(paths=params["path"] or (), content=params.get("content"),
-                        private_key_path=params.get("private_key_path"), passphrases=passphrases,
-                        **_judging_args(params))
+    certificates, keys = load_certificates(params["path"] or (), params.get("content"),
+                                           params.get("private_key_path"), passphrases)
+    return (judgement or judgement_from_params(params)).request(certificates, keys)
 
 
 def endpoints_from_params(params: dict) -> list[Endpoint]:
@@ -102,3 +103,9 @@ def endpoints_from_params(params: dict) -> list[Endpoint]:
     return [Endpoint(address=item["address"], port=item["port"], protocol=item.get("protocol"),
                      server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
                      proxy_protocol=item.get("proxy_protocol")) for item in params["endpoints"] or ()]
+
+
+def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:
+    """Probe and judge the endpoints option under the judging options (judgement: already loaded)."""
+    return probe_and_judge(endpoints_from_params(params), judgement or judgement_from_params(params),
+                           params["timeout"], params["concurrency"], params["key_types"])

@@ -50,3 +50,14 @@ def failure_message(violations: Sequence[Finding], subject: str) -> str:
 def _one_line(text: str) -> str:
     """Line breaks shown as \\n: a certificate's subject is untrusted text and must not start a line of its own."""
     return "\\n".join(text.splitlines())
+
+
+def gate(subjects: Sequence[tuple[str, Sequence[Finding]]], fail_on: Sequence[str] = (),
+         ignore: Sequence[str] = ()) -> tuple[tuple[str, Verdict], ...]:
+    """Evaluate several subjects (a file chain, each endpoint) under one policy."""
+    return tuple((name, evaluate(findings, fail_on, ignore)) for name, findings in subjects)
+
+
+def gate_message(judged: Sequence[tuple[str, Verdict]]) -> str:
+    """Every failing subject with each of its violations on its own line."""
+    return "\n".join(failure_message(verdict.violations, name) for name, verdict in judged if not verdict.passed)

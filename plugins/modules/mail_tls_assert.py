@@ -8,16 +8,21 @@ module: mail_tls_assert
 short_description: Fail when a mail server's certificate chain breaks policy
 version_added: 0.1.0
 description:
-  - Analyses certificates exactly as M(mailops.tls.mail_tls_chain_facts) does and fails when any finding of
+  - Analyses certificate files exactly as M(mailops.tls.mail_tls_chain_facts) does, and live endpoints exactly as
+    M(mailops.tls.mail_tls_endpoint_info) does, and fails when any finding of
     severity C(error) is found, or any finding whose code is listed in O(fail_on), unless its code is listed in
     O(ignore).
   - Findings of severity C(warning) that are not violations become Ansible warnings.
-  - The failure message lists every violation on its own line, so a pipeline log shows what to fix.
+  - The failure message lists every violation on its own line, under the file chain or the endpoint it is
+    about, so a pipeline log shows what to fix where.
+  - Give O(path), O(content), O(endpoints), or several of them.
   - Changes nothing.
 author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
+  - mailops.tls.chain_inputs.files
+  - mailops.tls.chain_inputs.endpoints
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -54,6 +59,17 @@ EXAMPLES = r"""
     names: [imap.example.org, mail.example.org]
     fail_on: [wildcard_used, expires_soon]
 
+- name: Gate on what every backend and the load balancer really serve on every IMAP and SMTP port
+  mailops.tls.mail_tls_assert:
+    endpoints:
+      - {address: 192.0.2.11, port: 993, server_name: imap.example.org, label: mx1}
+      - {address: 192.0.2.12, port: 993, server_name: imap.example.org, label: mx2}
+      - {address: 192.0.2.11, port: 25, server_name: mail.example.org, label: mx1}
+      - {address: 192.0.2.12, port: 25, server_name: mail.example.org, label: mx2}
+      - {address: imap.example.org, port: 993, label: load balancer}
+    fail_on: [service_mismatch]
+  delegate_to: localhost
+
 - name: Accept a private CA that clients install by hand
   mailops.tls.mail_tls_assert:
     path: /etc/postfix/chain.pem
@@ -72,12 +88,12 @@ violations:
   type: list
   elements: dict
 waived:
-  description: Findings waived by O(ignore).
+  description: Findings waived by O(ignore), with the keys of RV(issues).
   returned: always
   type: list
   elements: dict
 issues:
-  description: Every finding, as in M(mailops.tls.mail_tls_chain_facts).
+  description: Every finding of the files and of the endpoints.
   returned: always
   type: list
   elements: dict
@@ -95,51 +111,64 @@ issues:
     certificate:
       description: The certificate it is about (V(null) if none), with C(index), C(sha256) and C(subject).
       type: dict
+    endpoint:
+      description: The endpoint it is about, as RV(endpoints[].name), or V(null) for the files.
+      type: str
+endpoints:
+  description: One result per endpoint and key type, as RV(mailops.tls.mail_tls_endpoint_info#module:endpoints)
+    of M(mailops.tls.mail_tls_endpoint_info).
+  returned: when O(endpoints) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The endpoint as messages name it.
+      type: str
 certificates:
   description: Every certificate given, in input order, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).
-  returned: always
+  returned: when O(path) or O(content) is given
   type: list
   elements: dict
 chain:
   description: The chain as the server must send it, leaf first, root excluded, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).
-  returned: always
+  returned: when O(path) or O(content) is given
   type: list
   elements: dict
 root:
   description: The root the chain ends in, or V(null) when the chain is incomplete.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: dict
 names:
   description: One result per O(names) entry, as in M(mailops.tls.mail_tls_chain_facts).
-  returned: always
+  returned: when O(path) or O(content) is given
   type: list
   elements: dict
 complete:
   description: Whether the given certificates alone reach a root.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: bool
 ordered:
   description: Whether the given certificates are in serving order.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: bool
 trusted:
   description: Whether the chain ends in a trust anchor.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: bool
 key_matches:
   description: Whether the private key belongs to the leaf; V(null) when no key was given.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: bool
 alternatives:
   description: Other valid paths to a trust anchor, as SHA-256 fingerprints.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: list
   elements: list
 signature_checks:
   description: How many signatures were verified to build the chain.
-  returned: always
+  returned: when O(path) or O(content) is given
   type: int
 """
 
@@ -147,35 +176,63 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import analyze
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
+from ansible_collections.mailops.tls.plugins.module_utils.endpoints import endpoint_results
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
-    CHAIN_INPUT_REQUIRED_ONE_OF,
     CHAIN_INPUT_SPEC,
+    ENDPOINT_SPEC,
+    judgement_from_params,
+    probe_endpoints,
     request_from_params,
 )
-from ansible_collections.mailops.tls.plugins.module_utils.policy import evaluate, failure_message
+from ansible_collections.mailops.tls.plugins.module_utils.policy import gate, gate_message
+
+FILES = "the certificate chain"
+
+
+def judge(params: dict) -> tuple[dict, list]:
+    """The analysis results and (subject, endpoint name or None, findings) for every subject given."""
+    judgement = judgement_from_params(params)
+    result, subjects = {}, []
+    if params["path"] or params["content"]:
+        analysis = analyze(request_from_params(params, judgement))
+        result.update(analysis.as_dict())
+        subjects.append((FILES, None, analysis.findings))
+    if params["endpoints"]:
+        reports = probe_endpoints(params, judgement)
+        result["endpoints"] = endpoint_results(reports)["endpoints"]
+        subjects.extend((report.name, report.name, report.findings) for report in reports)
+    return result, subjects
 
 
 def main() -> None:
-    argument_spec = dict(CHAIN_INPUT_SPEC,
+    argument_spec = dict(CHAIN_INPUT_SPEC, **ENDPOINT_SPEC,
                          fail_on={"type": "list", "elements": "str", "default": []},
                          ignore={"type": "list", "elements": "str", "default": []})
-    module = AnsibleModule(argument_spec=argument_spec, required_one_of=CHAIN_INPUT_REQUIRED_ONE_OF,
+    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("path", "content", "endpoints")],
                            supports_check_mode=True)
     problem = cryptography_problem()
     if problem:
         module.fail_json(msg=problem)
     try:
-        analysis = analyze(request_from_params(module.params))
-        verdict = evaluate(analysis.findings, module.params["fail_on"], module.params["ignore"])
+        result, subjects = judge(module.params)
+        judged = gate([(name, findings) for name, _, findings in subjects], module.params["fail_on"],
+                      module.params["ignore"])
     except MailTlsError as exc:
         module.fail_json(msg=str(exc))
-    for warning in verdict.warnings:
-        module.warn(f"[{warning.code}] {warning.message}")
-    result = dict(analysis.as_dict(), changed=False, passed=verdict.passed,
-                  violations=[f.as_dict() for f in verdict.violations], waived=[f.as_dict() for f in verdict.waived])
-    if not verdict.passed:
-        module.fail_json(msg=failure_message(verdict.violations, "the certificate chain"), **result)
+    where = {name: endpoint for name, endpoint, _ in subjects}
+    for name, verdict in judged:
+        for warning in verdict.warnings:
+            module.warn(f"{name}: [{warning.code}] {warning.message}")
+
+    def listed(kind: str) -> list:
+        return [dict(f.as_dict(), endpoint=where[name]) for name, verdict in judged for f in getattr(verdict, kind)]
+
+    result.update(changed=False, passed=all(verdict.passed for _, verdict in judged), violations=listed("violations"),
+                  waived=listed("waived"),
+                  issues=[dict(f.as_dict(), endpoint=endpoint) for _, endpoint, findings in subjects for f in findings])
+    if not result["passed"]:
+        module.fail_json(msg=gate_message(judged), **result)
     module.exit_json(**result)
 
 

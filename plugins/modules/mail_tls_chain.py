@@ -31,6 +31,7 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
+  - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
   # The short name on purpose: ansible-core 2.19 reads the FQCN form as the ansible.builtin.files fragment.
   - action_common_attributes.files

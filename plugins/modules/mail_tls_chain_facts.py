@@ -17,6 +17,7 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - mailops.tls.chain_inputs
+  - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:

@@ -91,9 +91,9 @@ def test_assert_module_waives_ignored_codes_and_warns(tmp_path, files, company):
 
 @pytest.mark.parametrize(("args", "expected"), [
     ({"path": ["/nonexistent/chain.pem"]}, "/nonexistent/chain.pem does not exist"),
-    ({"content": "x", "fail_on": ["no_such_code"]}, "fail_on lists unknown issue code(s) no_such_code"),
-    ({"content": "x", "valid_at": "next tuesday"}, "valid_at 'next tuesday' is not an ISO 8601 date"),
-    ({"content": "x", "names": ["bad name"]}, "names:"),
+    ({"content": "no certificate here", "fail_on": ["no_such_code"]}, "fail_on lists unknown issue code(s) no_such_code"),
+    ({"content": "no certificate here", "valid_at": "next tuesday"}, "valid_at 'next tuesday' is not an ISO 8601 date"),
+    ({"content": "no certificate here", "names": ["bad name"]}, "names:"),
     ({"names": []}, "one of the following is required: path, content"),
 ])
 def test_bad_input_fails_with_a_clear_message_and_no_traceback(tmp_path, args, expected):
