@@ -216,11 +216,11 @@ def main() -> None:
         module.fail_json(msg=problem)
     try:
         result, subjects = judge(module.params)
-        judged = gate([(name, findings) for name, _, findings in subjects], module.params["fail_on"],
+        judged = gate([(name, findings) for name, _endpoint, findings in subjects], module.params["fail_on"],
                       module.params["ignore"])
     except MailTlsError as exc:
         module.fail_json(msg=str(exc))
-    where = {name: endpoint for name, endpoint, _ in subjects}
+    where = {name: endpoint for name, endpoint, _findings in subjects}
     for name, verdict in judged:
         for warning in verdict.warnings:
             module.warn(f"{name}: [{warning.code}] {warning.message}")
@@ -228,9 +228,10 @@ def main() -> None:
     def listed(kind: str) -> list:
         return [dict(f.as_dict(), endpoint=where[name]) for name, verdict in judged for f in getattr(verdict, kind)]
 
-    result.update(changed=False, passed=all(verdict.passed for _, verdict in judged), violations=listed("violations"),
-                  waived=listed("waived"),
-                  issues=[dict(f.as_dict(), endpoint=endpoint) for _, endpoint, findings in subjects for f in findings])
+    result.update(changed=False, passed=all(verdict.passed for _name, verdict in judged),
+                  violations=listed("violations"), waived=listed("waived"),
+                  issues=[dict(f.as_dict(), endpoint=endpoint)
+                          for _name, endpoint, findings in subjects for f in findings])
     if not result["passed"]:
         module.fail_json(msg=gate_message(judged), **result)
     module.exit_json(**result)
