@@ -73,10 +73,11 @@ def _load(context: ssl.SSLContext, chain: list) -> None:
 
 
 class HostileServer:
-    """Listens on a free port of host; serve each connection per behaviour until stopped (use as a context)."""
+    """Listens on host (a free port unless port is given); serves each connection per behaviour until stopped
+    (use as a context). The same port on several 127/8 addresses makes backends of one service."""
 
     def __init__(self, context: Optional[ssl.SSLContext], behaviour: Behaviour = Behaviour(),
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.context, self.behaviour, self.host = context, behaviour, host
         self.proxy_headers_ok: list = []  # one bool per PROXY header received
         self._stop = threading.Event()
@@ -85,7 +86,11 @@ class HostileServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, 0))
+        try:
+            self._listener.bind((host, port))
+        except OSError:
+            self._listener.close()
+            raise
         self.port = self._listener.getsockname()[1]
 
     def __enter__(self) -> HostileServer:
