@@ -102,7 +102,10 @@ def _address_key(report: EndpointReport) -> tuple:
 
 
 def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
-    """(position, finding) for every endpoint whose chain differs from its group's most common one."""
+    """(position, finding) for every endpoint whose chain differs from its group's most common one.
+
+    In a tie the chain with the fewest errors is the reference: the broken backend is the one to fix, whichever
+    was listed first."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for position, report in enumerate(reports):
         if report.chain_id is not None:
@@ -113,7 +116,7 @@ def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
             by_chain[reports[position].chain_id].append(position)
         if len(by_chain) < 2:
             continue
-        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), group[0]))
+        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), _errors(reports[group[0]]), group[0]))
         summary = "; ".join(_describe_group(reports, group) for group in ordered)
         for group in ordered[1:]:
             for position in group:
@@ -121,6 +124,10 @@ def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
                 yield position, finding(code, f"{endpoint} presents another chain than the other {what} answering "
                                         f"for {endpoint.sni or endpoint.address}: {summary}; deploy the same "
                                         "chain everywhere")
+
+
+def _errors(report: EndpointReport) -> int:
+    return sum(f.severity == ERROR for f in report.findings)
 
 
 def _describe_group(reports: Sequence[EndpointReport], group: list[int]) -> str:
