@@ -7,6 +7,7 @@ intermediate is `missing_intermediate` whether it is missing from fullchain.pem 
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -83,7 +84,11 @@ def compare(reports: Sequence[EndpointReport]) -> list[EndpointReport]:
     extra: dict[int, list[Finding]] = defaultdict(list)
     for position, problem in _mismatches(reports, _service_key, "backend_mismatch", "backends"):
         extra[position].append(problem)
-    for position, problem in _mismatches(reports, _address_key, "service_mismatch", "services"):
+    # One service that itself presented several chains (a load balancer in front of differing backends) is a
+    # backend_mismatch, already reported: only services that always present one chain are compared.
+    unsteady = _unsteady_services(reports)
+    for position, problem in _mismatches(reports, functools.partial(_address_key, unsteady=unsteady),
+                                         "service_mismatch", "services"):
         extra[position].append(problem)
     return [replace(report, findings=report.findings + tuple(extra[n])) if extra[n] else report
             for n, report in enumerate(reports)]
@@ -95,10 +100,27 @@ def _service_key(report: EndpointReport) -> tuple:
     return endpoint.sni or endpoint.address, endpoint.port, report.probe.key_type
 
 
-def _address_key(report: EndpointReport) -> tuple:
-    """Services of one address answering for one name with one key type."""
+def _address_key(report: EndpointReport, unsteady: set) -> Optional[tuple]:
+    """Services of one address answering for one name with one key type; None for an unsteady service."""
+    if _probe_key(report) in unsteady:
+        return None
     endpoint = report.probe.endpoint
     return endpoint.address, endpoint.sni, report.probe.key_type
+
+
+def _probe_key(report: EndpointReport) -> tuple:
+    """One service of one address: every probe of it should see one chain."""
+    endpoint = report.probe.endpoint
+    return endpoint.address, endpoint.port, endpoint.sni, report.probe.key_type
+
+
+def _unsteady_services(reports: Sequence[EndpointReport]) -> set:
+    """The services (as _probe_key) that presented more than one chain over their probes."""
+    chains: dict[tuple, set] = defaultdict(set)
+    for report in reports:
+        if report.chain_id is not None:
+            chains[_probe_key(report)].add(report.chain_id)
+    return {service for service, seen in chains.items() if len(seen) > 1}
 
 
 def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
@@ -108,8 +130,9 @@ def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
     was listed first."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for position, report in enumerate(reports):
-        if report.chain_id is not None:
-            groups[key(report)].append(position)
+        group = key(report) if report.chain_id is not None else None
+        if group is not None:
+            groups[group].append(position)
     for members in groups.values():
         by_chain: dict[tuple, list[int]] = defaultdict(list)
         for position in members:
