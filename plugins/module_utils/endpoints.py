@@ -42,12 +42,12 @@ class EndpointReport:
     def as_dict(self) -> dict:
         endpoint = self.probe.endpoint
         analysis = self.analysis.as_dict() if self.analysis else None
+        error = None if self.probe.ok else {"code": self.probe.error_code, "message": self.probe.error_message}
         return {
             "name": self.name, "address": endpoint.address, "port": endpoint.port, "protocol": endpoint.dialect,
             "server_name": endpoint.server_name, "sni": endpoint.sni, "label": endpoint.label,
             "key_type_requested": endpoint.key_type, "key_type": self.probe.key_type,
-            "ok": self.probe.ok, "error": None if self.probe.ok else {"code": self.probe.error_code,
-                                                                    "message": self.probe.error_message},
+            "ok": self.probe.ok, "error": error,
             "tls_version": self.probe.tls_version, "cipher": self.probe.cipher,
             "seconds": round(self.probe.seconds, 4),
             "presented": analysis["certificates"] if analysis else [],
@@ -166,7 +166,6 @@ def probe_and_judge(endpoints: Sequence[Endpoint], judgement: Judgement, timeout
     """Probe every endpoint (once per key type), judge each chain, then compare them; results in input order."""
     results = probe_many(endpoints, timeout, concurrency, key_types)
     return compare([judge(result, judgement) for result in results])
-
 
 
 def endpoint_results(reports: Sequence[EndpointReport]) -> dict:
