@@ -208,7 +208,9 @@ def _ssl_handshake(sock: socket.socket, endpoint: Endpoint, deadline: Deadline) 
         with context.wrap_socket(sock, server_hostname=endpoint.sni, do_handshake_on_connect=False) as tls:
             tls.do_handshake()
             return _unverified_chain(tls), tls.version(), tls.cipher()[0]
-    except socket.timeout:
+    except (socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        # CPython treats a time left of exactly 0 as a non-blocking socket and raises SSLWant*Error instead of a
+        # timeout: with a socket timeout set, either means the deadline ended the handshake.
         raise deadline.expired("during the TLS handshake") from None
     except OSError as exc:
         raise _handshake_failure(getattr(exc, "reason", None) or "", str(exc)) from None

@@ -6,6 +6,8 @@ import contextlib
 import re
 import shutil
 import socket
+import ssl
+import subprocess
 import tempfile
 import time
 
@@ -183,6 +185,47 @@ def test_hostile_handshake_through_openssl_yields_the_same_code(serve, contexts,
     server = serve(contexts[context], behaviour)
     result = probe(Endpoint("127.0.0.1", server.port, behaviour.protocol), deadline_for(code), backend="openssl")
     assert_failed(result, code, words, deadline_for(code))
+
+
+S_CLIENT_EOF = ("40A7CB06BC7F0000:error:0A000126:SSL routines:ssl3_read_n:unexpected eof while reading:"
+                "../ssl/record/rec_layer_s3.c:318:\n")
+
+
+@pytest.mark.parametrize(("ends", "code", "words"), [
+    ("at the deadline", "timeout", "during the TLS handshake (openssl s_client)"),
+    ("before the deadline", "tls_handshake_failed", "connection ended during the TLS handshake"),
+], ids=["at-deadline", "before-deadline"])
+def test_openssl_eof_is_a_timeout_only_when_the_deadline_ended_it(serve, contexts, monkeypatch, ends, code, words):
+    """The relay closes at the deadline and s_client, seeing EOF, often exits before its own timeout does.
+
+    Which one comes first is a race (it once made drips-handshake flaky); here s_client's EOF exit is faked
+    on either side of the deadline, so both outcomes are tested every time.
+    """
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+
+    def s_client_sees_eof(command, *, timeout, **_kwargs):
+        if ends == "at the deadline":
+            time.sleep(timeout)
+        return subprocess.CompletedProcess(command, 1, "CONNECTED(00000003)\n", S_CLIENT_EOF)
+
+    server = serve(contexts["good"], Behaviour("tls", greeting="silent"))
+    monkeypatch.setattr(probe_module.subprocess, "run", s_client_sees_eof)
+    result = probe(Endpoint("127.0.0.1", server.port, "tls"), HOSTILE_TIMEOUT, backend="openssl")
+    assert_failed(result, code, words, HOSTILE_TIMEOUT)
+
+
+@pytest.mark.skipif(not probe_module.CHAIN_CAPTURE, reason="no ssl handshake backend here")
+@pytest.mark.parametrize("error", [ssl.SSLWantReadError, ssl.SSLWantWriteError])
+def test_ssl_want_read_or_write_is_the_deadline(serve, contexts, monkeypatch, error):
+    """CPython's do_handshake raises SSLWant*Error, not a timeout, when exactly no time is left."""
+    def out_of_time(_tls, *_args):
+        raise error("The operation did not complete")
+
+    server = serve(contexts["good"], Behaviour("tls", greeting="silent"))
+    monkeypatch.setattr(ssl.SSLSocket, "do_handshake", out_of_time)
+    result = probe(Endpoint("127.0.0.1", server.port, "tls"), HOSTILE_TIMEOUT, backend="ssl")
+    assert_failed(result, "timeout", "during the TLS handshake", HOSTILE_TIMEOUT)
 
 
 def test_nothing_listening_is_connect_refused():
