@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pki  # noqa: E402
-from run_playbook import ANSIBLE_PLAYBOOK, run_playbook  # noqa: E402
+import pki
+from run_playbook import ANSIBLE_PLAYBOOK, run_playbook
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed here")
 OPENSSL = shutil.which("openssl")
