@@ -91,7 +91,8 @@ def test_assert_module_waives_ignored_codes_and_warns(tmp_path, files, company):
 
 @pytest.mark.parametrize(("args", "expected"), [
     ({"path": ["/nonexistent/chain.pem"]}, "/nonexistent/chain.pem does not exist"),
-    ({"content": "no certificate here", "fail_on": ["no_such_code"]}, "fail_on lists unknown issue code(s) no_such_code"),
+    ({"content": "no certificate here", "fail_on": ["no_such_code"]},
+     "fail_on lists unknown issue code(s) no_such_code"),
     ({"content": "no certificate here", "valid_at": "next tuesday"}, "valid_at 'next tuesday' is not an ISO 8601 date"),
     ({"content": "no certificate here", "names": ["bad name"]}, "names:"),
     ({"names": []}, "one of the following is required: path, content"),
