@@ -94,10 +94,16 @@ def compare(reports: Sequence[EndpointReport]) -> list[EndpointReport]:
             for n, report in enumerate(reports)]
 
 
+def _answering_for(endpoint: Endpoint) -> str:
+    """The name an endpoint answers for, as comparisons group and name it; probed without SNI, it shows its
+    default certificate, which is compared only with other default certificates."""
+    name = endpoint.server_name or endpoint.address
+    return name if endpoint.sni else f"{name} (no SNI)"
+
+
 def _service_key(report: EndpointReport) -> tuple:
     """Endpoints that must present one chain: one public name, one service, one key type, any backend."""
-    endpoint = report.probe.endpoint
-    return endpoint.sni or endpoint.address, endpoint.port, report.probe.key_type
+    return _answering_for(report.probe.endpoint), report.probe.endpoint.port, report.probe.key_type
 
 
 def _address_key(report: EndpointReport, unsteady: set) -> Optional[tuple]:
@@ -130,9 +136,9 @@ def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
     was listed first."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for position, report in enumerate(reports):
-        group = key(report) if report.chain_id is not None else None
-        if group is not None:
-            groups[group].append(position)
+        group_key = key(report) if report.chain_id is not None else None
+        if group_key is not None:
+            groups[group_key].append(position)
     for members in groups.values():
         by_chain: dict[tuple, list[int]] = defaultdict(list)
         for position in members:
@@ -145,7 +151,7 @@ def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
             for position in group:
                 endpoint = reports[position].probe.endpoint
                 yield position, finding(code, f"{endpoint} presents another chain than the other {what} answering "
-                                        f"for {endpoint.sni or endpoint.address}: {summary}; deploy the same "
+                                        f"for {_answering_for(endpoint)}: {summary}; deploy the same "
                                         "chain everywhere")
 
 
