@@ -246,6 +246,16 @@ def test_the_one_backend_with_another_leaf_is_a_backend_mismatch_naming_who_serv
             ) in mismatch.message
 
 
+def test_backends_probed_without_sni_are_compared_under_their_server_name(stack, chains, trusting):
+    contexts = [server_context(chains[name]) for name in ("good", "good", "other_leaf")]
+    servers = backends(stack, contexts)
+    endpoints = [Endpoint(host, servers[0].port, "tls", server_name=NAME, send_sni=False) for host in BACKEND_HOSTS]
+    endpoints.append(Endpoint(BACKEND_HOSTS[0], servers[0].port, "tls", server_name=NAME))  # with SNI: not compared
+    reports = probe_and_judge(endpoints, trusting, TIMEOUT, 4)
+    assert [codes(r) for r in reports] == [[], [], ["backend_mismatch"], []]
+    assert f"other backends answering for {NAME} (no SNI): " in reports[2].findings[0].message
+
+
 def test_backends_serving_the_same_chain_are_no_mismatch(stack, chains, trusting):
     servers = backends(stack, [server_context(chains["good"])] * 3, behaviour=Behaviour("smtp"))
     endpoints = [Endpoint(host, servers[0].port, "smtp", server_name=NAME) for host in BACKEND_HOSTS]
