@@ -1,0 +1,253 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mail_tls_report
+short_description: Judge the probe results of many mail hosts and write audit reports (JSON, JUnit XML, HTML)
+version_added: 0.1.0
+description:
+  - Takes the results of M(mailops.tls.mail_tls_endpoint_info), one per host, compares the chains of every host
+    (endpoints of different hosts answering for one name on one port with different chains get C(backend_mismatch)),
+    judges every endpoint under one policy (every C(error) finding, plus O(fail_on), minus O(ignore), as
+    M(mailops.tls.mail_tls_assert) does) and writes the reports.
+  - The JSON report has a C(schema_version) and is documented in the collection's C(docs/audit.md) and
+    C(docs/audit-report-schema.json). The JUnit XML report has one test case per endpoint and check, so CI systems
+    show failures natively. The HTML report is one self-contained page (no script, no external resource) with a
+    matrix of hosts by service, each cell's verdict, expiry countdown and chain summary, and every finding with its
+    fix.
+  - Never fails because of the policy: it returns RV(passed) so that the play can fail after the reports are
+    written (the M(mailops.tls.audit) role does).
+  - Files are replaced atomically, and only when their content changes; the reports include the time they were
+    made, so each run changes them. Diff mode shows how each endpoint's verdict changed since the JSON report that
+    O(json_path) held.
+  - Usually run once on the controller (C(run_once) and C(delegate_to localhost)).
+author:
+  - mailops.tls maintainers (@mailops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  hosts:
+    description:
+      - One entry per audited host, in the order the report lists them.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - The host's name, for example its inventory name.
+        type: str
+        required: true
+      address:
+        description:
+          - The address it was probed at, shown next to its name.
+        type: str
+      result:
+        description:
+          - The host's registered M(mailops.tls.mail_tls_endpoint_info) result (its C(endpoints) are used), or
+            V(null) when the host could not be probed.
+        type: dict
+      error:
+        description:
+          - Why the host was not probed, when O(hosts[].result) is V(null).
+        type: str
+  json_path:
+    description:
+      - Where to write the JSON report. Its directory must exist.
+    type: path
+  junit_path:
+    description:
+      - Where to write the JUnit XML report.
+    type: path
+  html_path:
+    description:
+      - Where to write the HTML report.
+    type: path
+  title:
+    description:
+      - The reports' title.
+    type: str
+    default: Mail TLS audit
+  fail_on:
+    description:
+      - Issue codes that fail the policy even when their severity is C(warning) or C(info), as in
+        M(mailops.tls.mail_tls_assert). Unknown codes are refused.
+    type: list
+    elements: str
+    default: []
+  ignore:
+    description:
+      - Issue codes waived by the policy, even when their severity is C(error). Waived findings stay in the reports.
+    type: list
+    elements: str
+    default: []
+seealso:
+  - module: mailops.tls.mail_tls_endpoint_info
+  - module: mailops.tls.mail_tls_assert
+"""
+
+EXAMPLES = r"""
+- name: Probe every endpoint of each host (hosts in parallel, through forks)
+  mailops.tls.mail_tls_endpoint_info:
+    endpoints:
+      - {address: "{{ ansible_host }}", port: 993, server_name: imap.example.org, label: "{{ inventory_hostname }}"}
+      - {address: "{{ ansible_host }}", port: 25, server_name: mail.example.org, label: "{{ inventory_hostname }}"}
+  delegate_to: localhost
+  register: probe
+
+- name: Write the reports on the controller
+  mailops.tls.mail_tls_report:
+    hosts: "{{ ansible_play_hosts_all | map('extract', hostvars) | map(attribute='probe', default=none)
+               | zip(ansible_play_hosts_all)
+               | map('community.general.dict_kv', 'result') | list }}"
+    json_path: /var/lib/audits/mail-tls.json
+    junit_path: /var/lib/audits/mail-tls.xml
+    html_path: /var/www/html/mail-tls.html
+    fail_on: [expires_soon]
+  run_once: true
+  delegate_to: localhost
+  register: report
+
+- name: Fail the pipeline when the policy fails (the reports are written)
+  ansible.builtin.assert:
+    that: report.passed
+    fail_msg: "{{ report.summary_lines }}"
+  run_once: true
+"""
+
+RETURN = r"""
+passed:
+  description: Whether every host and endpoint meets the policy.
+  returned: always
+  type: bool
+summary:
+  description: The counts of the JSON report's C(summary) (hosts, endpoints, reachable, pass, warn, fail,
+    violations, warnings, waived, codes, soonest_expiry).
+  returned: always
+  type: dict
+summary_lines:
+  description: A few lines for the console, the overall verdict first.
+  returned: always
+  type: list
+  elements: str
+violations:
+  description: Every finding that fails the policy.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The host.
+      type: str
+    endpoint:
+      description: The endpoint, as C(address:port (label) protocol).
+      type: str
+    code:
+      description: The issue code.
+      type: str
+    severity:
+      description: Its severity.
+      type: str
+    message:
+      description: What is wrong, where, and how to fix it.
+      type: str
+files:
+  description: The reports written (or, in check mode, that would be), format to path.
+  returned: always
+  type: dict
+  sample: {json: /var/lib/audits/mail-tls.json, junit: /var/lib/audits/mail-tls.xml}
+"""
+
+import datetime
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
+from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
+from ansible_collections.mailops.tls.plugins.module_utils.report import (
+    build_report,
+    html_page,
+    junit_xml,
+    summary_lines,
+    verdict_lines,
+    violations,
+)
+
+ARGUMENT_SPEC = {
+    "hosts": {"type": "list", "elements": "dict", "required": True, "options": {
+        "name": {"type": "str", "required": True},
+        "address": {"type": "str"},
+        "result": {"type": "dict"},
+        "error": {"type": "str"},
+    }},
+    "json_path": {"type": "path"},
+    "junit_path": {"type": "path"},
+    "html_path": {"type": "path"},
+    "title": {"type": "str", "default": "Mail TLS audit"},
+    "fail_on": {"type": "list", "elements": "str", "default": []},
+    "ignore": {"type": "list", "elements": "str", "default": []},
+}
+
+
+def previous_document(path) -> dict:
+    """The JSON report path holds now, when it is one (for diff mode), else an empty dict."""
+    try:
+        data = read_existing(path) if path else None
+        document = json.loads(data) if data else {}
+    except (InputError, ValueError):
+        return {}
+    return document if isinstance(document, dict) and document.get("schema_version") else {}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True)
+    params = module.params
+    outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
+    try:
+        for path in outputs.values():
+            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise InputError(f"the directory of {path} does not exist: create it first")
+        before = previous_document(outputs.get("json"))
+        document = build_report(params["hosts"], params["fail_on"], params["ignore"], params["title"],
+                                datetime.datetime.now(datetime.timezone.utc))
+        rendered = {"json": json.dumps(document, indent=2, sort_keys=False) + "\n", "junit": junit_xml(document),
+                    "html": html_page(document)}
+        changed = False
+        for kind, path in outputs.items():
+            data = rendered[kind].encode("utf-8")
+            if read_existing(path) != data:
+                changed = True
+                if not module.check_mode:
+                    write_atomically(path, data)
+            if not module.check_mode or os.path.exists(path):
+                file_args = module.load_file_common_arguments(params, path=path)
+                changed = module.set_fs_attributes_if_different(file_args, changed)
+    except MailTlsError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"writing the reports failed: {exc}")
+    result = {"changed": changed, "passed": document["passed"], "summary": document["summary"],
+              "summary_lines": summary_lines(document, outputs), "violations": violations(document),
+              "files": outputs}
+    if module._diff:
+        result["diff"] = {"before": "".join(line + "\n" for line in verdict_lines(before)),
+                          "after": "".join(line + "\n" for line in verdict_lines(document)),
+                          "before_header": outputs.get("json", "previous audit"),
+                          "after_header": "this audit"}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
