@@ -107,9 +107,9 @@ EXAMPLES = r"""
 
 - name: Write the reports on the controller
   mailops.tls.mail_tls_report:
-    hosts: "{{ ansible_play_hosts_all | map('extract', hostvars) | map(attribute='probe', default=none)
-               | zip(ansible_play_hosts_all)
-               | map('community.general.dict_kv', 'result') | list }}"
+    hosts:
+      - {name: mx1, address: 192.0.2.11, result: "{{ hostvars['mx1'].probe }}"}
+      - {name: mx2, address: 192.0.2.12, result: "{{ hostvars['mx2'].probe }}"}
     json_path: /var/lib/audits/mail-tls.json
     junit_path: /var/lib/audits/mail-tls.xml
     html_path: /var/www/html/mail-tls.html

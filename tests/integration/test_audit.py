@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/audit.yml against the lab: three backends and the front, every port, one backend broken in two ways
+(a certificate for another name, sent without its intermediate). The JSON report is validated against its schema,
+the JUnit XML parsed, and the HTML opened in headless Chromium to read the matrix as a browser renders it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import report_schema
+from run_playbook import ANSIBLE_PLAYBOOK, REPO, PlaybookRun, run_playbook
+
+pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed here")
+NAME = "mail.example.test"
+SERVICES = ["smtp", "submission", "smtps", "imap", "imaps", "pop3", "pop3s", "sieve", "lmtp"]
+BACKENDS = ["mx1", "mx2", "mx3"]
+BROKEN = "mx2"
+CHECKS_FAILED_ON_BROKEN = {"chain", "names", "consistency"}
+
+
+def inventory(lab) -> dict:
+    hosts = {backend.name: {"ansible_host": backend.address} for backend in lab.backends}
+    hosts["front"] = {"ansible_host": lab.front_address}
+    return {"mail": {"hosts": hosts, "vars": {"mail_tls_audit_services": SERVICES,
+                                              "mail_tls_audit_public_names": [NAME]}}}
+
+
+def audit(lab, directory: Path, **extra) -> PlaybookRun:
+    """Run the collection's playbooks/audit.yml itself (imported), with reports in directory/reports."""
+    play = [{"name": "The audit playbook", "ansible.builtin.import_playbook": str(REPO / "playbooks" / "audit.yml")}]
+    settings = {"mail_tls_audit_report_dir": str(directory / "reports"), "mail_tls_audit_roots": [str(lab.root_file)],
+                "mail_tls_audit_system_roots": False, "mail_tls_audit_timeout": 10, **extra}
+    (directory / "settings.json").write_text(json.dumps(settings))
+    return run_playbook(directory, play, inventory=inventory(lab), args=("-e", f"@{directory / 'settings.json'}",
+                                                                        "-f", "4"))
+
+
+@pytest.fixture(scope="module")
+def audits(lab, tmp_path_factory):
+    """(broken run, its report dir, clean run, its report dir): the audit with mx2 broken, then after its reset."""
+    leaf = lab.pki.intermediate.leaf("other.example.test")
+    broken_dir, clean_dir = tmp_path_factory.mktemp("audit-broken"), tmp_path_factory.mktemp("audit-clean")
+    lab.set_chain(BACKENDS.index(BROKEN), leaf.pem, leaf.key_pem())
+    try:
+        broken = audit(lab, broken_dir)
+    finally:
+        lab.reset_chain(BACKENDS.index(BROKEN))
+    clean = audit(lab, clean_dir)
+    return broken, broken_dir / "reports", clean, clean_dir / "reports"
+
+
+@pytest.fixture(scope="module")
+def report(audits) -> dict:
+    return json.loads((audits[1] / "mail-tls-audit.json").read_text())
+
+
+def endpoints_of(document: dict, host: str) -> list:
+    return next(h for h in document["hosts"] if h["name"] == host)["endpoints"]
+
+
+def test_the_play_fails_on_the_policy_after_writing_every_report(audits):
+    broken, reports, _clean, _reports = audits
+    assert broken.returncode == 2, broken.output
+    assert sorted(p.name for p in reports.iterdir()) == ["mail-tls-audit.html", "mail-tls-audit.json",
+                                                          "mail-tls-audit.xml"]
+    assert "Fail when the audit breaks the policy" in broken.stdout.split("fatal:")[0].rsplit("TASK [", 1)[1]
+    assert "Mail TLS audit: FAILED: " in broken.stdout  # the front fails too when it hands on to mx2
+    assert f"{BROKEN}: 9 endpoint(s) fail: backend_mismatch (9), missing_intermediate (9), name_mismatch (9)" \
+        in broken.stdout
+
+
+def test_progress_is_one_line_per_host_as_its_probes_finish(audits):
+    broken = audits[0]
+    for host in [*BACKENDS, "front"]:
+        assert f"ok: [{host}] => " in broken.stdout
+    assert broken.stdout.count("9 probe(s): 9 answered") == 4
+
+
+def test_clean_lab_passes(audits):
+    _broken, _reports, clean, reports = audits
+    assert clean.returncode == 0, clean.output
+    document = json.loads((reports / "mail-tls-audit.json").read_text())
+    assert document["passed"] and document["summary"]["pass"] == 36
+
+
+def test_json_report_matches_its_schema_and_the_lab(report):
+    assert report_schema.errors(report, report_schema.load_schema()) == []
+    assert report["services"] == SERVICES
+    assert [h["name"] for h in report["hosts"]] == [*BACKENDS, "front"]
+    for host in BACKENDS:
+        endpoints = endpoints_of(report, host)
+        assert sorted(e["service"] for e in endpoints) == sorted(SERVICES)
+        assert all(e["reachable"] and e["server_name"] == NAME for e in endpoints)
+        if host == BROKEN:
+            for e in endpoints:
+                codes = {f["code"] for f in e["findings"] if f["status"] == "violation"}
+                assert codes == {"missing_intermediate", "name_mismatch", "backend_mismatch"}, (e["name"], codes)
+                assert e["verdict"] == "fail" and e["chain"]["sent"] == 1 and not e["chain"]["complete"]
+        else:
+            assert {e["verdict"] for e in endpoints} == {"pass"}
+            assert all(e["chain"]["sent"] == 2 and e["chain"]["trusted"] for e in endpoints)
+    assert report["summary"]["hosts_failed"] >= 1 and not report["passed"]
+
+
+def test_junit_fails_exactly_the_broken_backends_checks(audits):
+    root = ET.parse(audits[1] / "mail-tls-audit.xml").getroot()
+    failed = {(case.get("classname"), case.get("name").split(":")[0]) for case in root.iter("testcase")
+              if case.find("failure") is not None and not case.get("classname").startswith("front.")}
+    assert failed == {(f"{BROKEN}.{service}", check) for service in SERVICES for check in CHECKS_FAILED_ON_BROKEN}
+    suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
+    assert len(suites["mx1"].findall("testcase")) == len(SERVICES) * 7
+    assert suites["mx1"].get("failures") == "0"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The HTML report in a real browser
+
+
+def chromium() -> str:
+    """The chromium command; installed from Debian's package when missing and root (as the lab is)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and this is not root to install it (apt-get install chromium)")
+    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=environment, capture_output=True,
+                          text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=environment, capture_output=True, check=False, timeout=600)
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=environment, capture_output=True,
+                              text=True, check=False, timeout=900)
+    found = shutil.which("chromium")
+    if not found:
+        pytest.fail(f"apt-get install chromium failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr}")
+    return found
+
+
+def headless(page: Path, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        return subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--no-first-run", f"--user-data-dir={profile}", *args, page.as_uri()],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+
+class RenderedMatrix(HTMLParser):
+    """The matrix as the browser's DOM has it: (host, service) -> verdict, and the cells' visible words."""
+
+    def __init__(self):
+        super().__init__()
+        self.host = None
+        self.cell = None
+        self.verdicts = {}
+        self.words = {}
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "tr" and "data-host" in attributes:
+            self.host = attributes["data-host"]
+        if tag == "td" and "data-service" in attributes:
+            self.cell = (self.host, attributes["data-service"])
+            self.verdicts[self.cell] = attributes["data-verdict"]
+            self.words[self.cell] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell:
+            self.words[self.cell] += data
+
+
+@pytest.fixture(scope="module")
+def rendered(audits) -> RenderedMatrix:
+    done = headless(audits[1] / "mail-tls-audit.html", "--dump-dom")
+    assert done.returncode == 0 and "<table" in done.stdout, done.stderr[-2000:]
+    matrix = RenderedMatrix()
+    matrix.feed(done.stdout)
+    return matrix
+
+
+def test_browser_renders_the_matrix_with_the_right_verdicts(rendered):
+    for host in BACKENDS:
+        for service in SERVICES:
+            expected = "fail" if host == BROKEN else "pass"
+            assert rendered.verdicts[(host, service)] == expected, (host, service)
+            words = rendered.words[(host, service)]
+            assert ("Problem" if host == BROKEN else "OK") in words
+            assert "expires in" in words and "certificate(s) sent" in words
+    assert "name mismatch" in rendered.words[(BROKEN, "imaps")]
+    assert "missing intermediate" in rendered.words[(BROKEN, "imaps")]
+    assert {service for host, service in rendered.verdicts if host == "front"} == set(SERVICES)
+
+
+def test_browser_screenshot_of_the_report(audits, tmp_path):
+    shot = tmp_path / "audit.png"
+    done = headless(audits[1] / "mail-tls-audit.html", f"--screenshot={shot}", "--window-size=1400,1800")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20000
+    keep = os.environ.get("MAILOPS_AUDIT_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
