@@ -8,6 +8,7 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
@@ -51,6 +52,8 @@ class Request:
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
     expires_soon_days: int = 30
+    # pool and roots already indexed (pool_index): Judgement.request passes its own, so many leaves share one
+    indexed: Optional[chainlib.CertificateIndex] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,26 @@ class Judgement:
     valid_at: Optional[datetime.datetime] = None
     expires_soon_days: int = 30
 
+    @cached_property
+    def index(self) -> chainlib.CertificateIndex:
+        """The pool and the trust anchors, indexed once for every request made from this judgement."""
+        return pool_index(self.pool, self.roots, self.system_roots)
+
     def request(self, certificates: Loaded, keys: tuple[LoadedKey, ...] = (),
                 names: Optional[Sequence[str]] = None) -> Request:
         """An analysis request for certificates judged this way (names, when given, replace self.names)."""
         return Request(certificates=certificates, pool=self.pool, roots=self.roots, system_roots=self.system_roots,
                        keys=keys, names=tuple(self.names if names is None else names), valid_at=self.valid_at,
-                       expires_soon_days=self.expires_soon_days)
+                       expires_soon_days=self.expires_soon_days, indexed=self.index)
+
+
+def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.CertificateIndex:
+    """Pool and trust anchors indexed for path building; read lazily, and shareable by many analyses."""
+    index = chainlib.CertificateIndex()
+    index.add_lazily([*((c, chainlib.POOL) for c in pool.certificates),
+                      *((c, chainlib.SUPPLIED_ANCHOR) for c in roots.certificates),
+                      *((c, chainlib.SYSTEM_ANCHOR) for c in system_roots.certificates)])
+    return index
 
 
 def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_roots: bool = True,
@@ -162,11 +179,12 @@ def analyze(request: Request) -> Analysis:
     """Build the chain for the leaf among request.certificates and check everything about it."""
     require_cryptography()
     valid_at = certlib.utc(request.valid_at or datetime.datetime.now(datetime.timezone.utc))
-    index, load_findings = _index(request)
+    index, given_findings = _index(request)
     if not index.given:
         problem = finding("no_certificate", "no certificate was found in the input: give the server certificate "
                           "(and its intermediates) as PEM, DER, PKCS#7 or PKCS#12")
-        return Analysis((), (), None, (*load_findings, problem), (), False, False, False, None, (), 0, valid_at)
+        return Analysis((), (), None, (*_load_findings(request, index, given_findings), problem), (), False, False,
+                        False, None, (), 0, valid_at)
     leaf = _choose_leaf(index, request)
     search = chainlib.search_paths(index, leaf)
     path, alternatives = chainlib.best_path(search, valid_at)
@@ -176,7 +194,9 @@ def analyze(request: Request) -> Analysis:
     valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not chainlib.path_problems(p, valid_at))
     facts = Facts(index, leaf, path, valid if path.kind == chainlib.TRUSTED else (), search, request.keys,
                   key_matches, names, valid_at, request.expires_soon_days)
-    findings = load_findings + run_checks(facts)
+    checked = run_checks(facts)
+    # Pool and anchor certificates are read when a search needs them: their damage is known only now.
+    findings = _load_findings(request, index, given_findings) + checked
     codes = {f.code for f in findings}
     return Analysis(
         certificates=tuple(_entry(node, position) for position, node in enumerate(index.given)),
@@ -189,30 +209,31 @@ def analyze(request: Request) -> Analysis:
 
 
 def _index(request: Request) -> tuple[chainlib.CertificateIndex, tuple[Finding, ...]]:
-    index = chainlib.CertificateIndex()
+    """The given certificates indexed over the request's (shared) pool and anchors, and their parse errors."""
+    base = request.indexed or pool_index(request.pool, request.roots, request.system_roots)
+    index = chainlib.CertificateIndex(base)
     findings: list[Finding] = list(request.certificates.findings)
-    for loaded, role in _roles(request):
+    for loaded in request.certificates.certificates:
         try:
-            index.add(loaded, role)
+            index.add(loaded, chainlib.GIVEN)
         except (DerError, ValueError) as exc:
-            severity = ERROR if role == chainlib.GIVEN else WARNING
-            findings.append(finding("parse_error", f"{loaded.location} cannot be read: the certificate is damaged "
-                                    f"({exc})", severity=severity))
-    # Damage outside the bundle only helps less: a warning, as for certificates that fail index.add above.
-    findings.extend(dataclasses.replace(f, severity=WARNING) for f in request.pool.findings + request.roots.findings
-                    if f.code == "parse_error")
+            findings.append(_damaged(loaded, exc, ERROR))
     return index, tuple(findings)
 
 
-def _roles(request: Request):
-    for loaded in request.certificates.certificates:
-        yield loaded, chainlib.GIVEN
-    for loaded in request.pool.certificates:
-        yield loaded, chainlib.POOL
-    for loaded in request.roots.certificates:
-        yield loaded, chainlib.SUPPLIED_ANCHOR
-    for loaded in request.system_roots.certificates:
-        yield loaded, chainlib.SYSTEM_ANCHOR
+def _load_findings(request: Request, index: chainlib.CertificateIndex, given_findings: tuple[Finding, ...]
+                   ) -> tuple[Finding, ...]:
+    """The given certificates' parse errors, then the pool's and anchors' damage found so far (warnings)."""
+    base_damage = [_damaged(loaded, exc, WARNING) for _order, loaded, _role, exc in index.base_damaged]
+    # Damage outside the bundle only helps less: a warning, as for certificates that fail to index above.
+    load_damage = [dataclasses.replace(f, severity=WARNING) for f in request.pool.findings + request.roots.findings
+                   if f.code == "parse_error"]
+    return (*given_findings, *base_damage, *load_damage)
+
+
+def _damaged(loaded: LoadedCertificate, exc: Exception, severity: str) -> Finding:
+    return finding("parse_error", f"{loaded.location} cannot be read: the certificate is damaged ({exc})",
+                   severity=severity)
 
 
 def _choose_leaf(index: chainlib.CertificateIndex, request: Request) -> chainlib.Node:

@@ -56,7 +56,7 @@ def printable(text: str) -> str:
 
 def colon_hex(digest: bytes) -> str:
     """Uppercase colon-separated hex, as `openssl x509 -fingerprint` prints it."""
-    return ":".join(f"{byte:02X}" for byte in digest)
+    return digest.hex(":").upper()
 
 
 @dataclass(frozen=True)

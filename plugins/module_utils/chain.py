@@ -8,7 +8,9 @@ certificates are fully parsed only when they become candidates.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,9 +39,10 @@ MAX_SIGNATURE_CHECKS = 400
 class Node:
     """One distinct certificate (by SHA-256) and every role it has in the input; parsed on first use."""
 
-    def __init__(self, raw: derlib.RawCertificate, digest: bytes) -> None:
+    def __init__(self, raw: derlib.RawCertificate, digest: bytes, order: int = 0) -> None:
         self.raw = raw
         self.digest = digest
+        self.order = order  # first appearance among the certificates that are not given
         self.given: list[int] = []
         self.locations: list[str] = []
         self.other_location: Optional[str] = None
@@ -73,59 +76,244 @@ class Node:
         """Where the certificate was first found: a given file and block, else a pool or roots file."""
         return self.locations[0] if self.locations else self.other_location or "the system trust store"
 
+    def copy_roles(self, other: Node) -> None:
+        """Take over other's pool and anchor roles (other is the same certificate in a shared base index)."""
+        self.in_pool = other.in_pool
+        self.anchor = other.anchor
+        if not self.locations:
+            self.other_location = other.other_location
+
 
 class CertificateIndex:
-    """Every certificate of the input, deduplicated, indexed by raw subject and subject key identifier."""
+    """Every certificate of the input, deduplicated, indexed by raw subject and subject key identifier.
 
-    def __init__(self) -> None:
+    Pool and anchor certificates added with add_lazily() stay raw DER until a search needs them: a byte
+    search for the issuer's raw subject (or key identifier) over all of them finds the few that can matter,
+    so a pool of thousands costs little more than reading it. An index made on a base (base=) holds only
+    the given certificates and shares the base's pool and anchors: index a pool once, build many chains.
+    """
+
+    def __init__(self, base: Optional[CertificateIndex] = None) -> None:
         self.nodes: dict[bytes, Node] = {}
         self.given: list[Node] = []
+        self.damaged: list[tuple[int, LoadedCertificate, str, Exception]] = []
         self._by_subject: dict[bytes, list[Node]] = defaultdict(list)
         self._by_key_id: Optional[dict[bytes, list[Node]]] = None
+        self._base = base
+        self._lazy: Optional[_LazyCertificates] = None
+        self._count = 0
+
+    @property
+    def base_damaged(self) -> list[tuple[int, LoadedCertificate, str, Exception]]:
+        """Damage found so far among the pool and anchor certificates (of the base, for an index on one)."""
+        return self._base.damaged if self._base is not None else self.damaged
 
     def add(self, loaded: LoadedCertificate, role: str) -> Node:
         """Add a certificate in a role; raises derlib.DerError when its DER is damaged."""
         digest = hashlib.sha256(loaded.der).digest()
         node = self.nodes.get(digest)
         if node is None:
-            node = Node(derlib.parse_certificate(loaded.der), digest)
-            self.nodes[digest] = node
-            self._by_subject[node.raw.subject].append(node)
-            self._by_key_id = None
+            node = self._new_node(derlib.parse_certificate(loaded.der), digest, self._count)
+            self._count += 1
+            if role == GIVEN and self._base is not None:
+                same = next((n for n in self._base.subject_nodes(node.raw.subject) if n.digest == digest), None)
+                if same is not None:
+                    node.copy_roles(same)
+            elif role == GIVEN and self._lazy is not None:
+                self._lazy.find_subject(node.raw.subject)  # its roles in the pool or among the anchors
         if role == GIVEN:
             node.given.append(len(self.given))
             node.locations.append(loaded.location)
             self.given.append(node)
             return node
-        if not node.locations and not node.other_location:
-            node.other_location = f"{loaded.location} ({ROLE_NAMES[role]})"
-        if role == POOL:
-            node.in_pool = True
-        elif node.anchor != SUPPLIED_ANCHOR:
-            node.anchor = role
+        if self._base is not None:
+            raise ValueError("an index on a base takes only given certificates")
+        _add_role(node, loaded, role)
         return node
 
-    def issuer_candidates(self, child: Node) -> list[Node]:
-        """Certificates whose subject says they may have issued child."""
-        return _plausible(self._by_subject.get(child.raw.issuer, ()), child)
+    def add_lazily(self, certificates: Sequence[tuple[LoadedCertificate, str]]) -> None:
+        """Add pool and anchor certificates (in role order: pool, supplied, system), parsed when a search needs
+        them. Damage found then goes to self.damaged as (position, certificate, role, error)."""
+        lazy: list[tuple[int, LoadedCertificate, str]] = []
+        for position, (loaded, role) in enumerate(certificates):
+            if role == GIVEN:
+                raise ValueError("given certificates are added with add()")
+            if _plain_envelope(loaded.der):
+                lazy.append((self._count + position, loaded, role))
+                continue
+            try:  # an unusual or damaged envelope: read it now, as add() does
+                self._materialize(self._count + position, loaded, role)
+            except ValueError as exc:
+                self.damaged.append((self._count + position, loaded, role, exc))
+        self._count += len(certificates)
+        if lazy:
+            if self._lazy is not None:
+                raise ValueError("add_lazily takes all pool and anchor certificates at once")
+            self._lazy = _LazyCertificates(lazy, self._materialize, self._damaged)
+            for node in list(self.given):
+                self._lazy.find_subject(node.raw.subject)
 
-    def key_id_candidates(self, child: Node) -> list[Node]:
-        """Certificates found only by child's authority key identifier (their subject is encoded differently,
-        but the names must still chain). The index is built on first use: it is rarely needed."""
-        key_id = child.raw.authority_key_id
-        if not key_id:
-            return []
+    def _new_node(self, raw: derlib.RawCertificate, digest: bytes, order: int) -> Node:
+        node = Node(raw, digest, order)
+        self.nodes[digest] = node
+        self._by_subject[raw.subject].append(node)
+        self._by_key_id = None
+        return node
+
+    def _materialize(self, order: int, loaded: LoadedCertificate, role: str,
+                     raw: Optional[derlib.RawCertificate] = None) -> None:
+        """Add a pool or anchor certificate now (raises derlib.DerError when raw is None and it is damaged)."""
+        digest = hashlib.sha256(loaded.der).digest()
+        node = self.nodes.get(digest)
+        if node is None:
+            node = self._new_node(raw or derlib.parse_certificate(loaded.der), digest, order)
+        _add_role(node, loaded, role)
+
+    def _damaged(self, order: int, loaded: LoadedCertificate, role: str, error: Exception) -> None:
+        self.damaged.append((order, loaded, role, error))
+        self.damaged.sort(key=lambda item: item[0])
+
+    def subject_nodes(self, subject: bytes) -> list[Node]:
+        """Every certificate whose raw subject is subject, in input order (given first)."""
+        if self._lazy is not None:
+            self._lazy.find_subject(subject)
+        nodes = list(self._by_subject.get(subject, ()))
+        if self._base is not None:
+            nodes += [node for node in self._base.subject_nodes(subject) if node.digest not in self.nodes]
+        return sorted(nodes, key=_input_order)
+
+    def key_id_nodes(self, key_id: bytes) -> list[Node]:
+        """Every certificate whose subject key identifier is key_id."""
+        if self._lazy is not None:
+            self._lazy.find_key_id(key_id)
         if self._by_key_id is None:
             self._by_key_id = defaultdict(list)
             for node in self.nodes.values():
                 if node.raw.subject_key_id:
                     self._by_key_id[node.raw.subject_key_id].append(node)
-        by_name = self._by_subject.get(child.raw.issuer, ())
-        return _plausible([n for n in self._by_key_id.get(key_id, ()) if n not in by_name and _same_name(n, child)],
+        nodes = list(self._by_key_id.get(key_id, ()))
+        if self._base is not None:
+            nodes += [node for node in self._base.key_id_nodes(key_id) if node.digest not in self.nodes]
+        return nodes
+
+    def issuer_candidates(self, child: Node) -> list[Node]:
+        """Certificates whose subject says they may have issued child."""
+        return _plausible(self.subject_nodes(child.raw.issuer), child)
+
+    def key_id_candidates(self, child: Node) -> list[Node]:
+        """Certificates found only by child's authority key identifier (their subject is encoded differently,
+        but the names must still chain). Rarely needed, so looked up only then."""
+        key_id = child.raw.authority_key_id
+        if not key_id:
+            return []
+        by_name = self.subject_nodes(child.raw.issuer)
+        return _plausible([n for n in self.key_id_nodes(key_id) if n not in by_name and _same_name(n, child)],
                           child)
 
     def name_only_candidates(self, child: Node) -> list[Node]:
-        return list(self._by_subject.get(child.raw.issuer, ()))
+        return self.subject_nodes(child.raw.issuer)
+
+
+def _input_order(node: Node) -> tuple[bool, int]:
+    return not node.given, node.given[0] if node.given else node.order
+
+
+def _add_role(node: Node, loaded: LoadedCertificate, role: str) -> None:
+    if not node.locations and not node.other_location:
+        node.other_location = f"{loaded.location} ({ROLE_NAMES[role]})"
+    if role == POOL:
+        node.in_pool = True
+    elif node.anchor != SUPPLIED_ANCHOR:
+        node.anchor = role
+
+
+def _plain_envelope(der: bytes) -> bool:
+    """True when der is exactly one SEQUENCE with a two-byte length (what nearly every certificate is): such
+    certificates can wait for a search; anything else is read at once."""
+    return len(der) > 4 and der[0] == derlib.SEQUENCE and der[1] == 0x82 and (der[2] << 8 | der[3]) + 4 == len(der)
+
+
+class _LazyCertificates:
+    """Pool and anchor certificates as one byte string, searched for raw names and key identifiers.
+
+    A certificate whose subject is S contains the bytes of S, so searching all certificates at once for S
+    (at C speed) and parsing only the certificates it hits finds every one. Hits in an issuer field (followed
+    by the validity, a SEQUENCE of times) are skipped without parsing: a CA's name is in all it issued.
+    """
+
+    def __init__(self, entries: list[tuple[int, LoadedCertificate, str]], found, damaged) -> None:
+        self.entries = entries
+        self.found = found  # (order, certificate, role, raw): it is needed
+        self.damaged = damaged  # (order, certificate, role, error): it cannot be read
+        self.blob = b"".join(loaded.der for _order, loaded, _role in entries)
+        self.starts = [0, *itertools.accumulate(len(loaded.der) for _order, loaded, _role in entries)]
+        self.raw: dict[int, Optional[derlib.RawCertificate]] = {}
+        self.done: set[int] = set()
+        self.subjects: set[bytes] = set()
+        self.key_ids: set[bytes] = set()
+
+    def _parsed(self, number: int) -> Optional[derlib.RawCertificate]:
+        if number not in self.raw:
+            order, loaded, role = self.entries[number]
+            try:
+                self.raw[number] = derlib.parse_certificate(loaded.der)
+            except ValueError as exc:
+                self.raw[number] = None
+                self.damaged(order, loaded, role, exc)
+        return self.raw[number]
+
+    def _hits(self, needle: bytes):
+        """Yield (certificate number, offset after the needle) for each occurrence inside one certificate."""
+        blob, starts = self.blob, self.starts
+        position = blob.find(needle)
+        while position >= 0:
+            number = bisect.bisect_right(starts, position) - 1
+            after = position + len(needle)
+            if after <= starts[number + 1]:
+                yield number, after
+            position = blob.find(needle, position + 1)
+
+    def find_subject(self, subject: bytes) -> None:
+        if subject in self.subjects:
+            return
+        self.subjects.add(subject)
+        examined = set()
+        for number, after in self._hits(subject):
+            if number in examined or _followed_by_validity(self.blob, after, self.starts[number + 1]):
+                continue
+            examined.add(number)
+            raw = self._parsed(number)
+            if raw is not None and raw.subject == subject:
+                self._found(number, raw)
+
+    def find_key_id(self, key_id: bytes) -> None:
+        if key_id in self.key_ids:
+            return
+        self.key_ids.add(key_id)
+        examined = set()
+        for number, after in self._hits(key_id):
+            # A subject key identifier is an OCTET STRING (04 len id); [0] (80 len id) is an authority key id.
+            position = after - len(key_id)
+            if number in examined or self.blob[position - 2:position] != bytes((derlib.OCTET_STRING, len(key_id))):
+                continue
+            examined.add(number)
+            raw = self._parsed(number)
+            if raw is not None and raw.subject_key_id == key_id:
+                self._found(number, raw)
+
+    def _found(self, number: int, raw: derlib.RawCertificate) -> None:
+        if number not in self.done:
+            self.done.add(number)
+            order, loaded, role = self.entries[number]
+            self.found(order, loaded, role, raw)
+
+
+def _followed_by_validity(blob: bytes, offset: int, end: int) -> bool:
+    """True when the element at offset is a SEQUENCE starting with a UTCTime or GeneralizedTime (a Validity):
+    the name before it is an issuer, as a subject is followed by a SubjectPublicKeyInfo."""
+    if offset + 2 >= end or blob[offset] != derlib.SEQUENCE or blob[offset + 1] >= 0x80:
+        return False
+    return blob[offset + 2] in (0x17, 0x18)
 
 
 def _plausible(candidates, child: Node) -> list[Node]:
@@ -284,7 +472,9 @@ def rank(path: Path, valid_at) -> tuple:
 
 def best_path(result: SearchResult, valid_at) -> tuple[Path, tuple[Path, ...]]:
     """The chosen path and the other complete ones."""
-    ordered = sorted(result.paths, key=lambda p: rank(p, valid_at))
+    # Complete paths always rank first: incomplete ones (look-alikes of the pool) are ranked only when there is
+    # nothing else, which spares describing every look-alike.
+    ordered = sorted([p for p in result.paths if p.kind != INCOMPLETE] or result.paths, key=lambda p: rank(p, valid_at))
     best = ordered[0]
     others = tuple(p for p in ordered[1:] if p.kind != INCOMPLETE)
     return best, others

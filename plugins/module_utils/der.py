@@ -121,6 +121,54 @@ class RawCertificate:
 
 def parse_certificate(der: bytes) -> RawCertificate:
     """Read subject, issuer and SPKI from a DER certificate; raise DerError if malformed."""
+    try:
+        fast = _parse_certificate_fast(der)
+    except IndexError:
+        fast = None
+    return fast if fast is not None else _parse_certificate_checked(der)
+
+
+def _header(der: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the element at offset for the common short and 1-2 byte lengths;
+    content start -1 for anything else. Raises IndexError when the header runs past the data."""
+    length = der[offset + 1]
+    if length < 0x80:
+        return der[offset], offset + 2, offset + 2 + length
+    if length == 0x81:
+        return der[offset], offset + 3, offset + 3 + der[offset + 2]
+    if length == 0x82:
+        return der[offset], offset + 4, offset + 4 + (der[offset + 2] << 8 | der[offset + 3])
+    return der[offset], -1, -1
+
+
+def _parse_certificate_fast(der: bytes) -> Optional[RawCertificate]:
+    """parse_certificate for well-formed certificates in a few loops instead of generic TLV calls (a pool of
+    thousands is read this way); None for anything unusual or damaged, which the checked parser then explains."""
+    size = len(der)
+    tag, start, end = _header(der, 0)
+    if tag != SEQUENCE or start < 0 or end > size:
+        return None
+    tag, offset, tbs_end = _header(der, start)
+    if tag != SEQUENCE or offset < 0 or tbs_end > size:
+        return None
+    fields = []
+    while offset < tbs_end:
+        tag, content_start, content_end = _header(der, offset)
+        if content_start < 0 or content_end > tbs_end:
+            return None
+        fields.append((tag, content_start, content_end, offset))
+        offset = content_end
+    if fields and fields[0][0] == EXPLICIT_0:
+        del fields[0]
+    if len(fields) < 6:
+        return None
+    extensions = next(((field[1], field[2]) for field in fields[6:] if field[0] == EXPLICIT_3), None)
+    return RawCertificate(der[:end], _whole(der, fields[4]), _whole(der, fields[2]), _whole(der, fields[5]),
+                          extensions)
+
+
+def _parse_certificate_checked(der: bytes) -> RawCertificate:
+    """parse_certificate through the generic TLV reader, whose errors say what is wrong and where."""
     tag, start, end = read_tlv(der, 0)
     if tag != SEQUENCE:
         raise DerError("not a certificate: it does not start with a SEQUENCE")

@@ -11,6 +11,7 @@ import base64
 import binascii
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
@@ -30,6 +31,8 @@ _END = b"-----END "
 _DASHES = b"-----"
 _LABEL = re.compile(rb"[A-Z0-9 #]+")
 _WHITESPACE = b" \t\r\n\v\f"
+_BASE64_TEXT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" + _WHITESPACE
+_STRICT_BASE64 = sys.version_info >= (3, 11)  # binascii's strict_mode: one C call checks and decodes
 _CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
@@ -90,6 +93,10 @@ def load_bytes(data: bytes, source: str, passphrases: Sequence[Optional[bytes]] 
 
 
 def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
+    if not check:
+        plain = _plain_certificates(data, source)
+        if plain is not None:
+            return plain
     certificates: list[LoadedCertificate] = []
     keys: list[LoadedKey] = []
     findings: list[Finding] = []
@@ -125,6 +132,32 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
         certificates.extend(result.certificates)
         findings.extend(result.findings)
     return Loaded(tuple(certificates), tuple(keys), tuple(findings))
+
+
+def _plain_certificates(data: bytes, source: str) -> Optional[Loaded]:
+    """What _load_pem returns for a file of nothing but intact CERTIFICATE blocks (with any text between them
+    that has no '-----'), read with a few bulk operations; None for anything else, which the block-by-block
+    reader then explains. A CA bundle or pool of thousands of certificates is read this way."""
+    parts = data.split(_DASHES)
+    count = len(parts) // 4
+    if (not count or len(parts) != 4 * count + 1 or parts[1::4].count(b"BEGIN CERTIFICATE") != count
+            or parts[3::4].count(b"END CERTIFICATE") != count):
+        return None
+    bodies = parts[2::4]
+    if b"".join(bodies).translate(None, _BASE64_TEXT):
+        return None  # other characters than base64 and whitespace: headers or damage
+    try:
+        ders = [_strict_base64(body.translate(None, _WHITESPACE)) for body in bodies]
+    except (binascii.Error, ValueError):
+        return None
+    return Loaded(tuple(LoadedCertificate(der, source, number) for number, der in enumerate(ders, 1)))
+
+
+def _strict_base64(payload: bytes) -> bytes:
+    """Decode base64 that base64.b64decode(validate=True) accepts, and raise for anything it would not."""
+    if _STRICT_BASE64:
+        return binascii.a2b_base64(payload, strict_mode=True)
+    return base64.b64decode(payload, validate=True)
 
 
 def _pem_blocks(data: bytes):
