@@ -17,8 +17,8 @@ description:
     show failures natively. The HTML report is one self-contained page (no script, no external resource) with a
     matrix of hosts by service, each cell's verdict, expiry countdown and chain summary, and every finding with its
     fix.
-  - Never fails because of the policy: it returns RV(passed) so that the play can fail after the reports are
-    written (the M(mailops.tls.audit) role does).
+  - Never fails because of the policy. It returns RV(passed) so that the play can fail after the reports are
+    written, as the C(mailops.tls.audit) role does.
   - Files are replaced atomically, and only when their content changes; the reports include the time they were
     made, so each run changes them. Diff mode shows how each endpoint's verdict changed since the JSON report that
     O(json_path) held.

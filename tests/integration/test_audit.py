@@ -41,8 +41,8 @@ def audit(lab, directory: Path, **extra) -> PlaybookRun:
     settings = {"mail_tls_audit_report_dir": str(directory / "reports"), "mail_tls_audit_roots": [str(lab.root_file)],
                 "mail_tls_audit_system_roots": False, "mail_tls_audit_timeout": 10, **extra}
     (directory / "settings.json").write_text(json.dumps(settings))
-    return run_playbook(directory, play, inventory=inventory(lab), args=("-e", f"@{directory / 'settings.json'}",
-                                                                        "-f", "4"))
+    arguments = ("-e", f"@{directory / 'settings.json'}", "-f", "4")
+    return run_playbook(directory, play, inventory=inventory(lab), args=arguments)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,8 @@ def endpoints_of(document: dict, host: str) -> list:
 def test_the_play_fails_on_the_policy_after_writing_every_report(audits):
     broken, reports, _clean, _reports = audits
     assert broken.returncode == 2, broken.output
-    assert sorted(p.name for p in reports.iterdir()) == ["mail-tls-audit.html", "mail-tls-audit.json",
-                                                          "mail-tls-audit.xml"]
+    written = sorted(p.name for p in reports.iterdir())
+    assert written == ["mail-tls-audit.html", "mail-tls-audit.json", "mail-tls-audit.xml"]
     assert "Fail when the audit breaks the policy" in broken.stdout.split("fatal:")[0].rsplit("TASK [", 1)[1]
     assert "Mail TLS audit: FAILED: " in broken.stdout  # the front fails too when it hands on to mx2
     assert f"{BROKEN}: 9 endpoint(s) fail: backend_mismatch (9), missing_intermediate (9), name_mismatch (9)" \
