@@ -35,28 +35,30 @@ def inventory(lab) -> dict:
                                               "mail_tls_audit_public_names": [NAME]}}}
 
 
-def audit(lab, directory: Path, **extra) -> PlaybookRun:
+def audit(lab, directory: Path, *options: str, **extra) -> PlaybookRun:
     """Run the collection's playbooks/audit.yml itself (imported), with reports in directory/reports."""
     play = [{"name": "The audit playbook", "ansible.builtin.import_playbook": str(REPO / "playbooks" / "audit.yml")}]
     settings = {"mail_tls_audit_report_dir": str(directory / "reports"), "mail_tls_audit_roots": [str(lab.root_file)],
                 "mail_tls_audit_system_roots": False, "mail_tls_audit_timeout": 10, **extra}
     (directory / "settings.json").write_text(json.dumps(settings))
-    arguments = ("-e", f"@{directory / 'settings.json'}", "-f", "4")
+    arguments = ("-e", f"@{directory / 'settings.json'}", "-f", "4", *options)
     return run_playbook(directory, play, inventory=inventory(lab), args=arguments)
 
 
 @pytest.fixture(scope="module")
 def audits(lab, tmp_path_factory):
-    """(broken run, its report dir, clean run, its report dir): the audit with mx2 broken, then after its reset."""
+    """(broken run, its reports, clean run, its reports): the audit with mx2 broken, then again after its reset in
+    the same place, in diff mode (its reports replace the first ones, which are kept as a copy)."""
     leaf = lab.pki.intermediate.leaf("other.example.test")
-    broken_dir, clean_dir = tmp_path_factory.mktemp("audit-broken"), tmp_path_factory.mktemp("audit-clean")
+    directory = tmp_path_factory.mktemp("audit")
     lab.set_chain(BACKENDS.index(BROKEN), leaf.pem, leaf.key_pem())
     try:
-        broken = audit(lab, broken_dir)
+        broken = audit(lab, directory)
     finally:
         lab.reset_chain(BACKENDS.index(BROKEN))
-    clean = audit(lab, clean_dir)
-    return broken, broken_dir / "reports", clean, clean_dir / "reports"
+    shutil.copytree(directory / "reports", directory / "broken-reports")
+    clean = audit(lab, directory, "--diff")
+    return broken, directory / "broken-reports", clean, directory / "reports"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,13 @@ def test_clean_lab_passes(audits):
     assert clean.returncode == 0, clean.output
     document = json.loads((reports / "mail-tls-audit.json").read_text())
     assert document["passed"] and document["summary"]["pass"] == 36
+
+
+def test_diff_mode_shows_each_endpoint_verdict_change_since_the_last_report(audits):
+    clean = audits[2]
+    assert "-mx2 imaps 127.0.0." in clean.stdout
+    assert ":993 (mx2) imaps: fail (backend_mismatch, missing_intermediate, name_mismatch)" in clean.stdout
+    assert ":993 (mx2) imaps: pass" in clean.stdout
 
 
 def test_json_report_matches_its_schema_and_the_lab(report):
