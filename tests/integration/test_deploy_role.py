@@ -1,0 +1,369 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The mailops.tls.deploy role against the lab, through real ansible-playbook runs of playbooks/deploy.yml.
+
+The first three tests share one deployment of a messy pile to all three backends (module fixture
+``deployed``) and only read what it left: served chains, a second run, a check-mode run. The failure tests
+each change one backend and restore the lab afterwards (fixture ``restore_lab``). Every run uses the
+inventory of tests/integration/deploy_inventory.py (one host per lab backend, local connection).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import deploy_inventory
+import lab as lablib
+import pki
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "deploy.yml"
+SERVICES = list(lablib.PORTS)
+
+
+def collections_root() -> Path:
+    """The directory holding ansible_collections/mailops/tls (tests/conftest.py makes the link)."""
+    for parent in REPO.parents:
+        if parent.name == "ansible_collections":
+            return parent.parent
+    return REPO / "build" / "collections"
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 as the collection prints it: uppercase, colon-separated."""
+    return hashlib.sha256(der).digest().hex(":").upper()
+
+
+# ansible-core 2.19 has no JSON stdout callback of its own (it moved to ansible.posix): this one records every
+# task result and the final stats as JSON lines in the file named by MAILOPS_TEST_EVENTS.
+RECORDER = '''
+import json, os
+from ansible.plugins.callback import CallbackBase
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "mailops_record"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def _write(self, event):
+        with open(os.environ["MAILOPS_TEST_EVENTS"], "a") as stream:
+            stream.write(json.dumps(event, default=str) + "\\n")
+
+    def _result(self, result, status):
+        self._write({"task": result.task_name, "host": result._host.get_name(), "status": status,
+                     "result": result._result})
+
+    def v2_runner_on_ok(self, result):
+        self._result(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._result(result, "failed")
+
+    def v2_runner_on_skipped(self, result):
+        self._result(result, "skipped")
+
+    def v2_runner_on_unreachable(self, result):
+        self._result(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        self._write({"stats": {host: stats.summarize(host) for host in sorted(stats.processed)}})
+'''
+
+
+class Run:
+    """One ansible-playbook run, read from the recorded events."""
+
+    def __init__(self, done: subprocess.CompletedProcess, events: Path):
+        self.returncode = done.returncode
+        self.stdout = done.stdout + done.stderr
+        self.recorded = events.read_text() if events.exists() else ""
+        lines = self.recorded.splitlines()
+        self.events = [json.loads(line) for line in lines]
+        stats = [event["stats"] for event in self.events if "stats" in event]
+        if not stats:
+            raise AssertionError(f"ansible-playbook recorded no stats (exit {done.returncode}):\n{self.stdout[-4000:]}")
+        self.stats = stats[-1]
+
+    def results(self, task_name: str, host: str) -> list:
+        """The results of every task of that name on host (a task may run in several plays or batches)."""
+        return [e["result"] for e in self.events if e.get("task") == task_name and e.get("host") == host]
+
+    def failures(self, host: str) -> list:
+        """The messages of the failed tasks of host."""
+        return [e["result"].get("msg", "") for e in self.events
+                if e.get("host") == host and e.get("status") == "failed"]
+
+    def fact(self, host: str, name: str = "mail_tls_deploy_result"):
+        """The last value set_fact gave a fact on host."""
+        values = [e["result"]["ansible_facts"][name] for e in self.events
+                  if e.get("host") == host and name in e.get("result", {}).get("ansible_facts", {})]
+        return values[-1] if values else None
+
+    def __str__(self) -> str:
+        failed = {h: self.failures(h) for h in self.stats}
+        return f"exit {self.returncode}, stats {self.stats}, failures {failed}\n{self.stdout[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def inventory(lab, tmp_path_factory) -> Path:
+    return deploy_inventory.write_inventory(lab, tmp_path_factory.mktemp("deploy") / "inventory.yml")
+
+
+@pytest.fixture(scope="module")
+def playbook(inventory, tmp_path_factory):
+    """Run playbooks/deploy.yml with extra vars; returns a Run."""
+    work = tmp_path_factory.mktemp("runs")
+
+    (work / "callback_plugins").mkdir()
+    (work / "callback_plugins" / "mailops_record.py").write_text(RECORDER)
+    count = iter(range(1000))
+
+    def run(extra_vars: dict, *args: str, limit: str = "") -> Run:
+        number = next(count)
+        vars_file, events = work / f"vars-{number}.json", work / f"events-{number}.jsonl"
+        vars_file.write_text(json.dumps(extra_vars))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()), MAILOPS_TEST_EVENTS=str(events),
+                   ANSIBLE_CALLBACK_PLUGINS=str(work / "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="mailops_record",
+                   ANSIBLE_PIPELINING="1", ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i", str(inventory), str(PLAYBOOK), "-e", f"@{vars_file}", *args]
+        if limit:
+            argv += ["--limit", limit]
+        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+        return Run(done, events)
+
+    return run
+
+
+def make_pile(lab, directory: Path, *, key_of=None) -> dict:
+    """A messy pile for a new leaf from the lab CA: intermediate first (wrong order), an unrelated
+    certificate and the lab root in the same file, the leaf last; key (of key_of, when given) apart."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [*lablib.SERVICE_NAMES, *(b.hostname for b in lab.backends)]
+    leaf = lab.pki.intermediate.leaf(*names)
+    unrelated = pki.hierarchy("old-mail.example.test").leaf
+    (directory / "from-the-ca.pem").write_bytes(lab.pki.intermediate_pem + unrelated.pem + lab.pki.root_pem + leaf.pem)
+    (directory / "mail.key").write_bytes((key_of or leaf).key_pem(fmt="traditional"))
+    (directory / "root.pem").write_bytes(lab.pki.root_pem)
+    return {"leaf": leaf, "vars": {"mail_tls_deploy_certificates": [str(directory / "from-the-ca.pem")],
+                                   "mail_tls_deploy_private_key": str(directory / "mail.key"),
+                                   "mail_tls_deploy_roots": [str(directory / "root.pem")],
+                                   "mail_tls_deploy_system_roots": False}}
+
+
+def watched_files(lab) -> list:
+    """Every file the role may touch on a backend."""
+    files = []
+    for backend in lab.backends:
+        files += [backend.cert_file, backend.key_file, backend.chain_key_file, backend.postfix_dir / "main.cf",
+                  backend.postfix_dir / "master.cf", backend.dovecot_conf, deploy_inventory.dropin_path(backend)]
+    return files
+
+
+def snapshot(lab) -> dict:
+    """path -> (mtime_ns, content) of every watched file (None when absent)."""
+    found = {}
+    for path in watched_files(lab):
+        try:
+            found[path] = (path.stat().st_mtime_ns, path.read_bytes())
+        except FileNotFoundError:
+            found[path] = None
+    return found
+
+
+def reload_counts(lab) -> dict:
+    """backend name -> (Postfix reloads, Dovecot reloads) as their logs record them."""
+    counts = {}
+    for backend in lab.backends:
+        postfix = backend.postfix_log.read_text(errors="replace").count("reload -- version")
+        dovecot = backend.dovecot_log.read_text(errors="replace").count("SIGHUP received")
+        counts[backend.name] = (postfix, dovecot)
+    return counts
+
+
+def served_leaves(address: str, times: int = 1) -> dict:
+    """service -> set of leaf fingerprints seen in `times` handshakes."""
+    return {service: {fingerprint(lablib.served_leaf(address, service)) for _n in range(times)} for service in SERVICES}
+
+
+@pytest.fixture(scope="module")
+def original_config(lab) -> dict:
+    """The lab's config files before this module ran (restored at its end)."""
+    return {path: data for path, data in snapshot(lab).items() if path.name in ("main.cf", "dovecot.conf")}
+
+
+def restore(lab, original_config: dict) -> None:
+    """Put the lab back as it was: config files, no drop-in, the default chain served everywhere."""
+    for backend in lab.backends:
+        changed = False
+        for path in (backend.postfix_dir / "main.cf", backend.dovecot_conf):
+            _mtime, content = original_config[path]
+            if path.read_bytes() != content:
+                lablib.write_file(path, content, backdate=path.name == "main.cf")
+                changed = True
+        dropin = deploy_inventory.dropin_path(backend)
+        if dropin.exists():
+            dropin.unlink()
+            changed = True
+        if changed:
+            backend.reload()
+    lab.reset_chains()
+
+
+@pytest.fixture
+def restore_lab(lab, original_config):
+    yield
+    restore(lab, original_config)
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, playbook, original_config, tmp_path_factory):
+    """The messy pile deployed to all three backends (and the load balancer verified)."""
+    pile = make_pile(lab, tmp_path_factory.mktemp("pile"))
+    before = reload_counts(lab)
+    run = playbook(pile["vars"])
+    yield {"pile": pile, "run": run, "reloads_before": before}
+    restore(lab, original_config)
+
+
+def test_messy_pile_is_served_on_every_port_of_every_backend_and_the_front(lab, deployed):
+    run, leaf = deployed["run"], deployed["pile"]["leaf"]
+    assert run.returncode == 0, str(run)
+    expected = [leaf.der, lab.pki.intermediate.der]
+    for backend in lab.backends:
+        assert run.stats[backend.name]["changed"] > 0, str(run)
+        for service in SERVICES:
+            assert lablib.served_chain(backend.address, service) == expected, f"{backend.name} {service}"
+        result = run.fact(backend.name)
+        assert result["succeeded"] and not result["rolled_back"]
+        assert result["leaf_sha256"] == [fingerprint(leaf.der)]
+        assert {"wrong_order", "unrelated_certificate", "root_included"} <= set(result["input_issues"])
+        assert {v["port"] for v in result["verified"]} == set(lablib.PORTS.values())
+        assert all(v["deployed"] for v in result["verified"])
+        assert set(result["reloaded"]) == {"postfix", "dovecot"}
+    # The front forwards round-robin: enough handshakes per port reach every backend.
+    for service in SERVICES:
+        for _n in range(2 * len(lab.backends)):
+            assert lablib.served_chain(lab.front_address, service) == expected, f"front {service}"
+    after = reload_counts(lab)
+    assert all(after[name][0] == count[0] + 1 and after[name][1] == count[1] + 1
+               for name, count in deployed["reloads_before"].items()), (deployed["reloads_before"], after)
+
+
+def test_second_run_changes_nothing_and_reloads_nothing(lab, deployed, playbook):
+    assert deployed["run"].returncode == 0, str(deployed["run"])
+    files, reloads = snapshot(lab), reload_counts(lab)
+    run = playbook(deployed["pile"]["vars"])
+    assert run.returncode == 0, str(run)
+    assert {host: stats["changed"] for host, stats in run.stats.items()} == {b.name: 0 for b in lab.backends}
+    assert snapshot(lab) == files
+    assert reload_counts(lab) == reloads
+    for backend in lab.backends:
+        assert run.fact(backend.name)["reloaded"] == []
+
+
+def test_check_mode_changes_no_file_and_reports_the_changes(lab, deployed, playbook, tmp_path):
+    assert deployed["run"].returncode == 0, str(deployed["run"])
+    new = make_pile(lab, tmp_path / "renewed")
+    files, reloads = snapshot(lab), reload_counts(lab)
+    run = playbook(new["vars"], "--check", "--diff")
+    assert run.returncode == 0, str(run)
+    assert snapshot(lab) == files
+    assert reload_counts(lab) == reloads
+    new_fingerprint = fingerprint(new["leaf"].der)
+    for backend in lab.backends:
+        assert run.stats[backend.name]["changed"] > 0, str(run)
+        written = run.results("Write the chain and key files", backend.name)[-1]
+        assert written["changed"] and set(written["written"]) == {
+            str(backend.cert_file), str(backend.key_file), str(backend.chain_key_file)}
+        assert new_fingerprint in json.dumps(written["diff"])
+        assert fingerprint(lablib.served_leaf(backend.address, "imaps")) == fingerprint(deployed["pile"]["leaf"].der)
+    key_line = new["leaf"].key_pem().decode().splitlines()[1]
+    for text in (run.stdout, run.recorded):
+        assert "PRIVATE KEY" not in text and key_line not in text
+
+
+def test_key_not_matching_the_chain_is_refused_before_anything_changes(lab, playbook, restore_lab, tmp_path):
+    other = lab.pki.intermediate.leaf("mail.example.test")
+    pile = make_pile(lab, tmp_path / "pile", key_of=other)
+    files, reloads = snapshot(lab), reload_counts(lab)
+    run = playbook(pile["vars"], limit="mx1")
+    assert run.returncode != 0, str(run)
+    message = "\n".join(run.failures("mx1"))
+    assert "not deployable, nothing was changed" in message and "key_mismatch" in message, message
+    assert snapshot(lab) == files
+    assert reload_counts(lab) == reloads
+    assert run.results("Write the chain and key files", "mx1") == []
+
+
+def test_chain_failing_live_is_rolled_back_and_the_old_chain_served_again(lab, playbook, restore_lab, tmp_path):
+    """Injection: mx2's Dovecot reload command exits 0 but reloads nothing (as `systemctl reload dovecot` does
+    on a host where this Dovecot is a second instance that the unit does not manage). The files pass every
+    check and Postfix serves the new chain, but Dovecot keeps the old one: only the live verification sees
+    it, on the IMAP, POP3, ManageSieve and LMTP ports."""
+    backend = lab.backend("mx2")
+    pile = make_pile(lab, tmp_path / "pile")
+    old = served_leaves(backend.address)
+    assert all(len(leaves) == 1 for leaves in old.values())
+    files = snapshot(lab)
+    run = playbook(dict(pile["vars"], mail_tls_deploy_dovecot_reload_command=["true"],
+                        mail_tls_deploy_verify_retries=3), limit="mx2")
+    assert run.returncode != 0, str(run)
+    message = "\n".join(run.failures("mx2"))
+    assert "mx2: the deployment failed and was rolled back" in message, message
+    assert f"{backend.address}:993 (mx2) imaps" in message and "old_chain_served" in message, message
+    assert "every port serves the previous chain again" in message, message
+    assert served_leaves(backend.address, times=2) == old
+    for path, before in files.items():
+        if backend.name in path.parts:
+            now = path.read_bytes() if path.exists() else None
+            assert now == (before[1] if before else None), path
+    result = run.fact("mx2")
+    assert result["rolled_back"] and result["restored"] and not result["succeeded"]
+
+
+def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
+    """Injection: an operator's typo in a main.cf parameter the role writes (the letter O in 1OO)."""
+    backend = lab.backend("mx3")
+    pile = make_pile(lab, tmp_path / "pile")
+    old = served_leaves(backend.address)
+    files, reloads = snapshot(lab), reload_counts(lab)
+    run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"}),
+                   limit="mx3")
+    assert run.returncode != 0, str(run)
+    message = "\n".join(run.failures("mx3"))
+    assert "postfix -c" in message and "check failed" in message, message
+    assert "bad numerical configuration: default_process_limit = 1OO" in message, message
+    assert "rolled back" in message, message
+    for path, before in files.items():
+        if backend.name in path.parts:
+            now = path.read_bytes() if path.exists() else None
+            assert now == (before[1] if before else None), path
+    assert "default_process_limit" not in (backend.postfix_dir / "main.cf").read_text()
+    assert served_leaves(backend.address, times=2) == old
+    # Never reloaded with the broken configuration: only the rollback's reload of the restored one.
+    assert reload_counts(lab)[backend.name][0] <= reloads[backend.name][0] + 1
+
+
+@pytest.mark.parametrize("version, cert, key", [
+    ("2.4.1", "ssl_server_cert_file = {cert}", "ssl_server_key_file = {key}"),
+    ("2.3.21", "ssl_cert = <{cert}", "ssl_key = <{key}"),
+])
+def test_dovecot_dropin_for_each_version(lab, playbook, restore_lab, tmp_path, version, cert, key):
+    """Rendered in check mode with a forced version, so 2.4's settings are tested where only 2.3 is installed."""
+    backend = lab.backend("mx1")
+    pile = make_pile(lab, tmp_path / "pile")
+    files = snapshot(lab)
+    run = playbook(dict(pile["vars"], mail_tls_deploy_dovecot_version=version), "--check", "--diff", limit="mx1")
+    assert run.returncode == 0, str(run)
+    assert snapshot(lab) == files
+    rendered = run.results("Write the Dovecot drop-in with the TLS settings", "mx1")[-1]
+    after = rendered["diff"][0]["after"] if isinstance(rendered["diff"], list) else rendered["diff"]["after"]
+    lines = [line for line in after.splitlines() if line and not line.startswith("#")]
+    assert lines == [cert.format(cert=backend.cert_file), key.format(key=backend.key_file)], after
