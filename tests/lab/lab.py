@@ -175,11 +175,14 @@ def key_matches(chain_pem: bytes, key_pem: bytes) -> bool:
     return cert.public_key().public_bytes(encoding, fmt) == key.public_key().public_bytes(encoding, fmt)
 
 
-def first_cert_der(chain_pem: bytes) -> bytes:
-    """DER of the first certificate in a PEM chain."""
-    start = chain_pem.index(b"-----BEGIN CERTIFICATE-----")
-    end = chain_pem.index(b"-----END CERTIFICATE-----", start) + len(b"-----END CERTIFICATE-----")
-    return ssl.PEM_cert_to_DER_cert(chain_pem[start:end].decode("ascii"))
+def chain_ders(chain_pem: bytes) -> list:
+    """DER of every certificate in a PEM chain, in order."""
+    end_marker = b"-----END CERTIFICATE-----"
+    ders, position = [], 0
+    while (start := chain_pem.find(b"-----BEGIN CERTIFICATE-----", position)) >= 0:
+        position = chain_pem.index(end_marker, start) + len(end_marker)
+        ders.append(ssl.PEM_cert_to_DER_cert(chain_pem[start:position].decode("ascii")))
+    return ders
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -889,7 +892,7 @@ class Lab:
                                    + see_log(log))
                 time.sleep(0.05)
         for backend in self.backends:
-            self.wait_serving(backend, first_cert_der(self.pki.fullchain_pem), deadline=deadline, streak=1)
+            self.wait_serving(backend, chain_ders(self.pki.fullchain_pem), deadline=deadline, streak=1)
 
     # ---- chains
 
@@ -907,7 +910,7 @@ class Lab:
         backend.write_tls(chain_pem, key_pem)
         backend.reload()
         if matches:
-            self.wait_serving(backend, first_cert_der(chain_pem), deadline=time.monotonic() + timeout)
+            self.wait_serving(backend, chain_ders(chain_pem), deadline=time.monotonic() + timeout)
 
     def reset_chain(self, which, *, timeout: float = 15) -> None:
         """Serve the lab's default chain again on one backend."""
@@ -920,8 +923,9 @@ class Lab:
             self.reset_chain(backend, timeout=timeout)
         return changed
 
-    def wait_serving(self, backend: Backend, leaf_der: bytes, *, deadline: float, streak: int = 2) -> None:
-        """Poll every TLS service of the backend until each presents leaf_der `streak` handshakes in a row.
+    def wait_serving(self, backend: Backend, chain: list, *, deadline: float, streak: int = 2) -> None:
+        """Poll every TLS service of the backend until each presents chain (DER list, leaf first) `streak`
+        handshakes in a row. The whole chain, not the leaf: a reload may change only the intermediates.
 
         Every service is probed: Postfix's smtpd processes and Dovecot's imap-login, pop3-login,
         managesieve-login and lmtp processes each restart on their own after a reload.
@@ -930,14 +934,14 @@ class Lab:
             seen, last = 0, "nothing"
             while seen < streak:
                 try:
-                    current = served_leaf(backend.address, service, timeout=2)
-                    seen, last = (seen + 1, "it") if current == leaf_der else (0, "another certificate")
+                    current = served_chain(backend.address, service, timeout=2)
+                    seen, last = (seen + 1, "it") if current == chain else (0, "another chain")
                 except (OSError, LabError) as exc:
                     seen, last = 0, f"error: {exc}"
                 if seen == 0:
                     if time.monotonic() > deadline:
                         raise LabError(f"{backend.name} {service} ({backend.address}:{PORTS[service]}) does not serve "
-                                       f"the expected certificate (got {last})" + see_log(backend.log_for(service)))
+                                       f"the expected chain (got {last})" + see_log(backend.log_for(service)))
                     time.sleep(0.05)
 
     # ---- status and down
