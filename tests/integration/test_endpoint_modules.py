@@ -7,7 +7,7 @@ import yaml
 
 # tests/integration is on sys.path (pytest's rootdir-relative import), tests/ too (tests/conftest.py's folder).
 from test_endpoints_lab import BROKEN, NAME, lab_endpoints, serving
-from unit.plugins.module_utils.test_probe import free_port
+from unit.hostile_server import free_port
 from unit.plugins.modules.ansible_adhoc import ANSIBLE_BIN, run_task
 
 from ansible_collections.mailops.tls.plugins.modules import mail_tls_endpoint_info

@@ -15,6 +15,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -297,3 +298,26 @@ def _drain(connection: socket.socket) -> None:
     """Read until the client closes, so the server never closes first (which would look like a failure)."""
     while connection.recv(4096):
         pass
+
+
+def free_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def full_backlog():
+    """A port whose accept queue is full, so a new SYN gets no answer: a connect timeout without leaving loopback."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        for _filler in range(3):
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+        time.sleep(0.1)
+        yield listener.getsockname()[1]

@@ -12,8 +12,7 @@ import pki
 import pytest
 
 # tests/ is on sys.path (tests/conftest.py's folder): tests/unit/... is importable as unit....
-from unit.hostile_server import Behaviour, HostileServer, server_context
-from unit.plugins.module_utils.test_probe import free_port, full_backlog
+from unit.hostile_server import Behaviour, HostileServer, free_port, full_backlog, server_context
 
 from ansible_collections.mailops.tls.plugins.module_utils import findings
 from ansible_collections.mailops.tls.plugins.module_utils import probe as probe_module

@@ -15,7 +15,7 @@ import pki
 import pytest
 
 # tests/ is on sys.path (tests/conftest.py's folder), so tests/unit/hostile_server.py is unit.hostile_server.
-from unit.hostile_server import Behaviour, HostileServer, server_context
+from unit.hostile_server import Behaviour, HostileServer, free_port, full_backlog, server_context
 
 from ansible_collections.mailops.tls.plugins.module_utils import probe as probe_module
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
@@ -108,13 +108,6 @@ def ipv6():
 
 def ders(hierarchy) -> tuple:
     return tuple(issued.der for issued in hierarchy.served_chain)
-
-
-def free_port() -> int:
-    """A port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_failed(result, code: str, words: str, timeout: float) -> None:
@@ -233,22 +226,6 @@ def test_nothing_listening_is_connect_refused():
     result = probe(Endpoint("127.0.0.1", port, "smtp", label="mx9"), HOSTILE_TIMEOUT)
     assert_failed(result, "connect_refused", f"127.0.0.1:{port} (mx9): 127.0.0.1 refused the connection",
                   HOSTILE_TIMEOUT)
-
-
-@contextlib.contextmanager
-def full_backlog():
-    """A port whose accept queue is full, so a new SYN gets no answer: a connect timeout without leaving loopback."""
-    with contextlib.ExitStack() as stack:
-        listener = stack.enter_context(socket.socket())
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        for _filler in range(3):
-            filler = stack.enter_context(socket.socket())
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(listener.getsockname())
-        time.sleep(0.1)
-        yield listener.getsockname()[1]
 
 
 def test_unanswered_connect_is_connect_timeout():
