@@ -80,7 +80,8 @@ def check_missing_intermediate(facts: Facts) -> Iterator[Finding]:
         hint = f"; its CA publishes it at {aia[0]}" if aia else ""
         yield finding("missing_intermediate",
                       f"the issuer '{top.info.issuer}' of {label(top)} is missing: add that intermediate "
-                      f"certificate after it{hint}", ref(top))
+                      f"certificate after it{hint}; if it is the root of a private CA, give it in roots instead",
+                      ref(top))
     for position, node in enumerate(path.served):
         if position and not node.given:
             below = path.served[position - 1]
