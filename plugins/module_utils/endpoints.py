@@ -79,92 +79,133 @@ def judge(result: ProbeResult, judgement: Judgement) -> EndpointReport:
     return EndpointReport(result, analysis, analysis.findings)
 
 
+@dataclass(frozen=True)
+class Presented:
+    """What one probe presented, in the terms comparisons need; built from a live probe or from its stored
+    result, so one host's probes and a whole fleet's are compared the same way."""
+
+    where: str  # "address:port (label)"
+    address: str
+    port: int
+    sni: Optional[str]
+    answering_for: str  # the name it is grouped under; "(no SNI)" marks default certificates
+    key_type: Optional[str]
+    chain_id: tuple[str, ...]  # SHA-256 of each certificate as sent
+    errors: int
+    leaf: str  # how messages describe the chain
+
+
+def _answering_for(name: str, sni: Optional[str]) -> str:
+    """Probed without SNI, an endpoint shows its default certificate: compared only with other defaults."""
+    return name if sni else f"{name} (no SNI)"
+
+
+def _chain_description(subject: Optional[str], sha256: Optional[str], count: int) -> str:
+    if subject is None:
+        return "no certificate"
+    return f"leaf '{subject}' {sha256[:23]}... with {count - 1} more certificate(s)"
+
+
+def presented_of(report: EndpointReport) -> Optional[Presented]:
+    """A live probe's chain for comparison, or None when it presented nothing."""
+    if report.chain_id is None:
+        return None
+    endpoint = report.probe.endpoint
+    certificates = report.analysis.certificates if report.analysis else ()
+    leaf = certificates[0].info if certificates else None
+    return Presented(str(endpoint), endpoint.address, endpoint.port, endpoint.sni,
+                     _answering_for(endpoint.server_name or endpoint.address, endpoint.sni), report.probe.key_type,
+                     report.chain_id, sum(f.severity == ERROR for f in report.findings),
+                     _chain_description(leaf.subject if leaf else None, leaf.sha256 if leaf else None,
+                                        len(certificates)))
+
+
+def presented_from_result(endpoint: dict, where: str) -> Optional[Presented]:
+    """A stored probe result (an item of endpoint_results()['endpoints']) for comparison, or None."""
+    certificates = endpoint.get("presented") or []
+    if not endpoint.get("ok") or not certificates:
+        return None
+    leaf = certificates[0]
+    return Presented(where, endpoint["address"], endpoint["port"], endpoint.get("sni"),
+                     _answering_for(endpoint.get("server_name") or endpoint["address"], endpoint.get("sni")),
+                     endpoint.get("key_type"), tuple(cert["fingerprints"]["sha256"] for cert in certificates),
+                     sum(issue["severity"] == ERROR for issue in endpoint.get("issues") or ()),
+                     _chain_description(leaf["subject"], leaf["fingerprints"]["sha256"], len(certificates)))
+
+
+def mismatches(items: Sequence[Optional[Presented]], services: bool = True) -> dict[int, list[Finding]]:
+    """position -> backend_mismatch (and, with services, service_mismatch) findings where chains differ that
+    must not. None items (nothing presented) are not compared."""
+    present = [(position, item) for position, item in enumerate(items) if item is not None]
+    extra: dict[int, list[Finding]] = defaultdict(list)
+    for position, problem in _mismatches(present, _service_key, "backend_mismatch", "backends"):
+        extra[position].append(problem)
+    if services:
+        # One service that itself presented several chains (a load balancer in front of differing backends) is
+        # a backend_mismatch, already reported: only services that always present one chain are compared.
+        unsteady = _unsteady_services(present)
+        for position, problem in _mismatches(present, functools.partial(_address_key, unsteady=unsteady),
+                                             "service_mismatch", "services"):
+            extra[position].append(problem)
+    return extra
+
+
 def compare(reports: Sequence[EndpointReport]) -> list[EndpointReport]:
     """Add backend_mismatch and service_mismatch findings where chains differ that must not."""
-    extra: dict[int, list[Finding]] = defaultdict(list)
-    for position, problem in _mismatches(reports, _service_key, "backend_mismatch", "backends"):
-        extra[position].append(problem)
-    # One service that itself presented several chains (a load balancer in front of differing backends) is a
-    # backend_mismatch, already reported: only services that always present one chain are compared.
-    unsteady = _unsteady_services(reports)
-    for position, problem in _mismatches(reports, functools.partial(_address_key, unsteady=unsteady),
-                                         "service_mismatch", "services"):
-        extra[position].append(problem)
-    return [replace(report, findings=report.findings + tuple(extra[n])) if extra[n] else report
+    extra = mismatches([presented_of(report) for report in reports])
+    return [replace(report, findings=report.findings + tuple(extra[n])) if extra.get(n) else report
             for n, report in enumerate(reports)]
 
 
-def _answering_for(endpoint: Endpoint) -> str:
-    """The name an endpoint answers for, as comparisons group and name it; probed without SNI, it shows its
-    default certificate, which is compared only with other default certificates."""
-    name = endpoint.server_name or endpoint.address
-    return name if endpoint.sni else f"{name} (no SNI)"
-
-
-def _service_key(report: EndpointReport) -> tuple:
+def _service_key(item: Presented) -> tuple:
     """Endpoints that must present one chain: one public name, one service, one key type, any backend."""
-    return _answering_for(report.probe.endpoint), report.probe.endpoint.port, report.probe.key_type
+    return item.answering_for, item.port, item.key_type
 
 
-def _address_key(report: EndpointReport, unsteady: set) -> Optional[tuple]:
-    """Services of one address answering for one name with one key type; None for an unsteady service."""
-    if _probe_key(report) in unsteady:
-        return None
-    endpoint = report.probe.endpoint
-    return endpoint.address, endpoint.sni, report.probe.key_type
-
-
-def _probe_key(report: EndpointReport) -> tuple:
+def _probe_key(item: Presented) -> tuple:
     """One service of one address: every probe of it should see one chain."""
-    endpoint = report.probe.endpoint
-    return endpoint.address, endpoint.port, endpoint.sni, report.probe.key_type
+    return item.address, item.port, item.sni, item.key_type
 
 
-def _unsteady_services(reports: Sequence[EndpointReport]) -> set:
+def _address_key(item: Presented, unsteady: set) -> Optional[tuple]:
+    """Services of one address answering for one name with one key type; None for an unsteady service."""
+    if _probe_key(item) in unsteady:
+        return None
+    return item.address, item.sni, item.key_type
+
+
+def _unsteady_services(present: Sequence[tuple[int, Presented]]) -> set:
     """The services (as _probe_key) that presented more than one chain over their probes."""
     chains: dict[tuple, set] = defaultdict(set)
-    for report in reports:
-        if report.chain_id is not None:
-            chains[_probe_key(report)].add(report.chain_id)
+    for _position, item in present:
+        chains[_probe_key(item)].add(item.chain_id)
     return {service for service, seen in chains.items() if len(seen) > 1}
 
 
-def _mismatches(reports: Sequence[EndpointReport], key, code: str, what: str):
-    """(position, finding) for every endpoint whose chain differs from its group's most common one.
+def _mismatches(present: Sequence[tuple[int, Presented]], key, code: str, what: str):
+    """(position, finding) for every item whose chain differs from its group's most common one.
 
     In a tie the chain with the fewest errors is the reference: the broken backend is the one to fix, whichever
     was listed first."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for position, report in enumerate(reports):
-        group_key = key(report) if report.chain_id is not None else None
+    groups: dict[tuple, list[tuple[int, Presented]]] = defaultdict(list)
+    for position, item in present:
+        group_key = key(item)
         if group_key is not None:
-            groups[group_key].append(position)
+            groups[group_key].append((position, item))
     for members in groups.values():
-        by_chain: dict[tuple, list[int]] = defaultdict(list)
-        for position in members:
-            by_chain[reports[position].chain_id].append(position)
+        by_chain: dict[tuple, list[tuple[int, Presented]]] = defaultdict(list)
+        for position, item in members:
+            by_chain[item.chain_id].append((position, item))
         if len(by_chain) < 2:
             continue
-        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), _errors(reports[group[0]]), group[0]))
-        summary = "; ".join(_describe_group(reports, group) for group in ordered)
+        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), group[0][1].errors, group[0][0]))
+        summary = "; ".join(f"{group[0][1].leaf} from {', '.join(item.where for _pos, item in group)}"
+                            for group in ordered)
         for group in ordered[1:]:
-            for position in group:
-                endpoint = reports[position].probe.endpoint
-                yield position, finding(code, f"{endpoint} presents another chain than the other {what} answering "
-                                        f"for {_answering_for(endpoint)}: {summary}; deploy the same "
-                                        "chain everywhere")
-
-
-def _errors(report: EndpointReport) -> int:
-    return sum(f.severity == ERROR for f in report.findings)
-
-
-def _describe_group(reports: Sequence[EndpointReport], group: list[int]) -> str:
-    analysis = reports[group[0]].analysis
-    leaf = analysis.certificates[0].info if analysis and analysis.certificates else None
-    what = (f"leaf '{leaf.subject}' {leaf.sha256[:23]}... with {len(analysis.certificates) - 1} more certificate(s)"
-            if leaf else "no certificate")
-    return f"{what} from {', '.join(str(reports[n].probe.endpoint) for n in group)}"
+            for position, item in group:
+                yield position, finding(code, f"{item.where} presents another chain than the other {what} "
+                                        f"answering for {item.answering_for}: {summary}; deploy the same chain "
+                                        "everywhere")
 
 
 def probe_and_judge(endpoints: Sequence[Endpoint], judgement: Judgement, timeout: float, concurrency: int,

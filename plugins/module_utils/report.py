@@ -16,12 +16,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Optional
 
+from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
     PROBE_ERROR_CODES,
     CertificateRef,
     Finding,
-    finding,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.policy import evaluate
 
@@ -112,51 +112,18 @@ def _finding_of(item: dict) -> Finding:
     return Finding(item["code"], item["severity"], item["message"], ref)
 
 
-def _chain_id(endpoint: dict) -> Optional[tuple]:
-    if not endpoint.get("ok"):
-        return None
-    return tuple(cert["fingerprints"]["sha256"] for cert in endpoint.get("presented") or ())
-
-
 def _cross_host_mismatches(entries: list) -> dict:
-    """position -> backend_mismatch Finding, for endpoints of different hosts that answer for one name on one port
-    (and key type) with another chain than most of them. Probes of one host are compared by the probe itself."""
-    groups: dict = defaultdict(list)
-    for position, (_host, endpoint, _findings) in enumerate(entries):
-        if _chain_id(endpoint) is not None:
-            groups[(endpoint.get("sni") or endpoint["address"], endpoint["port"], endpoint.get("key_type"))].append(
-                position)
-    extra = {}
-    for (name, _port, _key_type), members in groups.items():
-        by_chain: dict = defaultdict(list)
-        for position in members:
-            by_chain[_chain_id(entries[position][1])].append(position)
-        if len(by_chain) < 2:
-            continue
-        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), group[0]))
-        summary = "; ".join(_describe_group(entries, group) for group in ordered)
-        for group in ordered[1:]:
-            for position in group:
-                host, endpoint, findings = entries[position]
-                if any(f.code == "backend_mismatch" for f in findings):
-                    continue
-                extra[position] = finding("backend_mismatch", f"{_where(host, endpoint)} presents another chain than "
-                                          f"the other backends answering for {name}: {summary}; deploy the same "
-                                          "chain everywhere")
-    return extra
+    """position -> [backend_mismatch], for endpoints of different hosts that answer for one name on one port (and
+    key type) with another chain than most of them. Probes of one host were compared by their own probe call."""
+    items = [presented_from_result(endpoint, _where(host, endpoint)) for host, endpoint, _findings in entries]
+    found = mismatches(items, services=False)
+    return {position: problems for position, problems in found.items()
+            if not any(f.code == "backend_mismatch" for f in entries[position][2])}
 
 
 def _where(host: str, endpoint: dict) -> str:
     label = endpoint.get("label") or host
     return f"{endpoint['address']}:{endpoint['port']} ({label})"
-
-
-def _describe_group(entries: list, group: list) -> str:
-    presented = entries[group[0]][1].get("presented") or []
-    leaf = presented[0] if presented else None
-    what = (f"leaf '{leaf['subject']}' {leaf['fingerprints']['sha256'][:23]}... with {len(presented) - 1} more "
-            "certificate(s)" if leaf else "no certificate")
-    return f"{what} from {', '.join(_where(entries[n][0], entries[n][1]) for n in group)}"
 
 
 def _cert_summary(cert: Optional[dict]) -> Optional[dict]:
@@ -244,8 +211,8 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
     for host in hosts:
         for endpoint in (host.get("result") or {}).get("endpoints") or ():
             entries.append((host["name"], endpoint, [_finding_of(item) for item in endpoint.get("issues") or ()]))
-    for position, problem in _cross_host_mismatches(entries).items():
-        entries[position][2].append(problem)
+    for position, problems in _cross_host_mismatches(entries).items():
+        entries[position][2].extend(problems)
     judged: dict = defaultdict(list)
     for host, endpoint, findings in entries:
         judged[host].append(_judge_endpoint(host, endpoint, findings, fail_on, ignore))
