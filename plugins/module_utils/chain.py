@@ -51,24 +51,25 @@ class Node:
         self._cert = None
         self._info: Optional[certlib.CertInfo] = None
         self._self_signed: Optional[bool] = None
+        self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
 
     @property
     def cert(self):
         if self._cert is None:
-            self._cert = certlib.load_der(self.raw.der)
+            self._cert = self.twin.cert if self.twin else certlib.load_der(self.raw.der)
         return self._cert
 
     @property
     def info(self) -> certlib.CertInfo:
         if self._info is None:
-            self._info = certlib.describe(self.cert, self.raw.der, self.self_signed)
+            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw.der, self.self_signed)
         return self._info
 
     @property
     def self_signed(self) -> bool:
         if self._self_signed is None:
-            self._self_signed = self.raw.self_issued and certlib.signature_verifies(
-                self.cert, self.raw.der, self.cert.public_key())
+            self._self_signed = self.twin.self_signed if self.twin else self.raw.self_issued and (
+                certlib.signature_verifies(self.cert, self.raw.der, self.cert.public_key()))
         return self._self_signed
 
     @property
@@ -102,6 +103,12 @@ class CertificateIndex:
         self._base = base
         self._lazy: Optional[_LazyCertificates] = None
         self._count = 0
+        # (child digest, parent digest) -> signature verified: shared with the base, so pool and anchor links
+        # are verified once for all the chains built on it (each search still counts them as checks)
+        self.signatures: dict[tuple[bytes, bytes], bool] = base.signatures if base is not None else {}
+        # digest -> the first node given on this base: later indexes on it (the next endpoint serving the same
+        # chain) reuse its parse, description and self-signature check
+        self._given_before: dict[bytes, Node] = {}
 
     @property
     def base_damaged(self) -> list[tuple[int, LoadedCertificate, str, Exception]]:
@@ -119,6 +126,9 @@ class CertificateIndex:
                 same = next((n for n in self._base.subject_nodes(node.raw.subject) if n.digest == digest), None)
                 if same is not None:
                     node.copy_roles(same)
+                node.twin = same or self._base._given_before.setdefault(digest, node)
+                if node.twin is node:
+                    node.twin = None
             elif role == GIVEN and self._lazy is not None:
                 self._lazy.find_subject(node.raw.subject)  # its roles in the pool or among the anchors
         if role == GIVEN:
@@ -389,10 +399,13 @@ class _Search:
                 self.exhausted = True
                 return False
             self.checks += 1
-            try:
-                result = certlib.signature_verifies(child.cert, child.raw.der, parent.cert.public_key())
-            except ValueError:
-                result = False
+            result = self.index.signatures.get(key)
+            if result is None:
+                try:
+                    result = certlib.signature_verifies(child.cert, child.raw.der, parent.cert.public_key())
+                except ValueError:
+                    result = False
+                self.index.signatures[key] = result
             self.verified[key] = result
             if not result:
                 self.failed.append((child, parent))
