@@ -9,6 +9,7 @@ SHELL := /bin/bash
 PYTHON      ?= python3
 VENV        := .venv
 VENV_OLDEST := .venv-oldest
+VENV_BENCH  := .venv-bench
 BUILD       := build
 # Same layout tests/conftest.py uses: build/collections/ansible_collections/mailops/tls -> this repo.
 COLLECTIONS := $(CURDIR)/$(BUILD)/collections
@@ -17,7 +18,7 @@ SANITY_ROOT := $(BUILD)/sanity
 
 STEP := bash tests/tools/step.sh
 
-.PHONY: help venv venv-oldest lint unit unit-oldest sanity changelog-lint integration test demo bench \
+.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
 	collection-link clean
 
 help:
@@ -69,8 +70,16 @@ demo: venv collection-link
 	@$(STEP) "demo: ansible-playbook playbooks/demo.yml" env ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-playbook playbooks/demo.yml
 
-bench: venv collection-link
-	@$(STEP) "bench: tests/bench/bench.py" $(VENV)/bin/python tests/bench/bench.py
+# The benchmark's own virtualenv: sslyze and community.crypto (from PyPI's ansible) at pinned versions.
+bench-venv:
+	@$(STEP) "bench-venv: $(VENV_BENCH) from tests/bench/requirements.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV_BENCH) tests/bench/requirements.txt
+
+# Chain building against community.crypto, cryptography and openssl; live probes against sslyze and
+# testssl.sh on the lab (as root); Ansible overhead. Prints the tables and writes docs/performance.md.
+bench: venv bench-venv collection-link
+	@$(STEP) "bench: tests/bench/bench.py (about 10 minutes)" env VENV=$(VENV) \
+		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache

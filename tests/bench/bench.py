@@ -1,99 +1,109 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""make bench: time to build one leaf's chain from pools of decoy intermediates, printed as a table.
+"""make bench: the collection measured side by side against the tools users would pick instead (issue 7).
 
-Each pool holds the real intermediate among decoys: most are unrelated CAs, some share the issuer's
-subject name, a few also share its key identifier (so only a signature can tell them apart). Timings are
-medians of several runs with min-max, taken in one run of this script; the floor is bulk-parsing the same
-pool with cryptography, so the ratio says how much building costs beyond reading.
+1. Chain building for one leaf from decoy pools of 10 to 10,000 intermediates, cold and warm: the library
+   against community.crypto's certificate_complete_chain, cryptography's verifier and openssl verify;
+   signature verifications and peak memory (chains.py).
+2. The floor: bulk PEM parsing of the pool and one signature check per link (chains.py).
+3. Live probing of the lab, 24 endpoints in one call against one, against sslyze and testssl.sh (live.py;
+   as root only: the lab needs it).
+4. Ansible overhead: mail_tls_chain_facts against ansible.builtin.ping (overhead.py).
+Prints the tables and the targets (PASS/FAIL) and, with --write, puts them into docs/performance.md.
+Runs in the bench virtualenv (.venv-bench, tests/bench/requirements.txt); `make bench` sets it up.
 """
 from __future__ import annotations
 
-import statistics
+import argparse
+import datetime
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-# tests/ for pki; build/collections holds the ansible_collections/mailops/tls link (`make collection-link`).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "build" / "collections"))
+import chains
+import common
+import live
+import overhead
+import pools
+import report
 
-import pki
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from ansible_collections.mailops.tls.plugins.module_utils import analysis, load
-
-POOL_SIZES = (100, 1_000, 10_000)
-RUNS = 5
+SIZES = [10, 100, 1_000, 3_000, 10_000]
+PLAIN_SIZES = [1_000, 10_000]
 
 
-def decoy_pool(size: int, company: pki.Hierarchy) -> bytes:
-    """size certificates: the real intermediate plus decoys; 5% share its name, 1% also its key id."""
-    real = company.intermediates[-1]
-    signer = pki.root("Decoy Root")
-    shared_key = ec.generate_private_key(ec.SECP256R1())
-    ski = real.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    pems = [real.pem]
-    for number in range(size - 1):
-        if number % 100 == 0:
-            cert = pki.build_cert(subject=real.subject, public_key=shared_key.public_key(), issuer=signer, ca=True,
-                                  key_ids=False)
-            cert = _with_key_id(cert, ski, signer)
-        elif number % 20 == 0:
-            cert = pki.build_cert(subject=real.subject, public_key=shared_key.public_key(), issuer=signer, ca=True)
-        else:
-            cert = pki.build_cert(subject=pki.name(f"Decoy CA {number}"), public_key=shared_key.public_key(),
-                                  issuer=signer, ca=True)
-        pems.append(pki.Issued(cert, shared_key).pem)
-    return b"".join(pems[::-1])
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="write the results into this Markdown file (between markers)")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="pool sizes, comma-separated")
+    parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default: by pool size)")
+    parser.add_argument("--skip", default="", help="sections to skip: chains, live, overhead (comma-separated)")
+    options = parser.parse_args()
+    skip = set(filter(None, options.skip.split(",")))
+    sizes = [int(size) for size in options.sizes.split(",")]
+    started, clock, load_start = datetime.datetime.now().astimezone(), time.perf_counter(), common.load_average()
+    if chains.community_crypto() is None:
+        print("community.crypto is not importable: run in .venv-bench (make bench)", file=sys.stderr)
+    tables, pool_results, plain = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="mailops-bench-") as work:
+        space = pools.prepare(Path(work), sizes, [size for size in PLAIN_SIZES if size <= max(sizes)])
+        if "chains" not in skip:
+            for size in sizes:
+                print(f"chain building: pool of {size:,} ...", flush=True)
+                pool_results.append(chains.measure_pool(space, size, options.runs))
+            plain = chains.plain_signatures(space)
+            tables += report.chain_tables(pool_results, plain, space.chain_length - 1)
+        live_result = live.LiveResult(skipped="skipped (--skip live)")
+        if "live" not in skip:
+            print("live probing: lab up, ours, sslyze, testssl.sh ...", flush=True)
+            live_result = live.run()
+        tables.append(report.live_table(live_result))
+        overhead_result = None
+        if "overhead" not in skip:
+            print("ansible overhead ...", flush=True)
+            middle = 1_000 if 1_000 in space.pools else max(space.pools)
+            overhead_result = overhead.run(space.leaf, space.pools[middle], space.root)
+            tables.append(report.overhead_table(overhead_result))
+    found = report.targets(pool_results, plain, space.chain_length - 1, live_result, overhead_result)
+    seconds = time.perf_counter() - clock
+    print()
+    for table in tables:
+        print(report.render_text(table), end="\n\n")
+    print("Targets")
+    print(report.targets_text(found))
+    print(f"\n{seconds / 60:.1f} minutes; load average at start {load_start}, at end {common.load_average()}")
+    if options.write:
+        versions = {
+            "cryptography": common.package_version("cryptography"),
+            "ansible-core": common.package_version("ansible-core"),
+            "community.crypto": _community_crypto_version(),
+            "sslyze": common.package_version("sslyze"),
+            "nassl": common.package_version("nassl"),
+            "openssl": common.command_version(["openssl", "version"], r"OpenSSL [0-9][^ ]*"),
+            "testssl.sh": live_result.versions.get("testssl.sh"),
+            "postfix": common.command_version(["postconf", "-h", "mail_version"]),
+            "dovecot": common.command_version(["dovecot", "--version"]),
+            "haproxy": common.command_version(["haproxy", "-v"], r"version [0-9.]+"),
+        }
+        body = "\n\n".join([report.machine_markdown(common.machine(), versions, started.isoformat(timespec="seconds"),
+                                                    seconds, (load_start, common.load_average())),
+                            report.targets_markdown(found), *map(report.render_markdown, tables)])
+        report.write_markdown(options.write, body)
+        print(f"wrote {options.write}")
+    return 0
 
 
-def _with_key_id(cert: x509.Certificate, ski: x509.SubjectKeyIdentifier, signer: pki.Issued) -> x509.Certificate:
-    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
-               .public_key(cert.public_key()).serial_number(cert.serial_number)
-               .not_valid_before(pki.NOW - pki.DAY).not_valid_after(pki.NOW + 365 * pki.DAY)
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .add_extension(ski, critical=False))
-    return builder.sign(signer.key, pki.hashes.SHA256())
+def _community_crypto_version():
+    module = chains.community_crypto()
+    if module is None:
+        return None
+    manifest = Path(module.__file__).resolve().parents[2] / "MANIFEST.json"
+    try:
+        import json
 
-
-def timed(function, *args, runs: int = RUNS):
-    samples = []
-    result = None
-    for _run in range(runs):
-        start = time.perf_counter()
-        result = function(*args)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), min(samples), max(samples), result
-
-
-def build(leaf_pem: bytes, pool_pem: bytes, roots_pem: bytes):
-    request = analysis.Request(certificates=load.load_bytes(leaf_pem, "leaf.pem"),
-                               pool=load.load_bytes(pool_pem, "pool.pem", check=False),
-                               roots=load.load_bytes(roots_pem, "root.pem"))
-    return analysis.analyze(request)
-
-
-def bulk_parse(pool_pem: bytes):
-    end = b"-----END CERTIFICATE-----"
-    return [x509.load_pem_x509_certificate(block + end) for block in pool_pem.split(end) if b"BEGIN" in block]
-
-
-def main() -> None:
-    company = pki.hierarchy("mail.example.test", depth=2)
-    roots_pem = company.root.pem
-    leaf_pem = company.leaf.pem
-    print(f"{'pool':>7} | {'build median (min-max) ms':>28} | {'bulk parse ms':>13} | {'ratio':>5} | sig checks | ok")
-    print("-" * 84)
-    for size in POOL_SIZES:
-        pool_pem = decoy_pool(size, company) + company.intermediates[0].pem
-        build_median, build_min, build_max, result = timed(build, leaf_pem, pool_pem, roots_pem)
-        parse_median = timed(bulk_parse, pool_pem)[0]
-        ok = result.trusted and len(result.chain) == 3
-        print(f"{size:>7} | {build_median * 1e3:>10.1f} ({build_min * 1e3:.1f}-{build_max * 1e3:.1f}) "
-              f"| {parse_median * 1e3:>13.1f} | {build_median / parse_median:>5.2f} | "
-              f"{result.signature_checks:>10} | {'yes' if ok else 'NO'}")
+        return json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]["version"]
+    except (OSError, ValueError, KeyError):
+        return "installed"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

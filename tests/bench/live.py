@@ -1,0 +1,252 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Section 3 of make bench: live probing of the lab (3 backends x 8 ports), ours against sslyze and testssl.sh.
+
+Ours: what mail_tls_endpoint_info does in one call (the judgement loaded, endpoints.probe_and_judge), for all 24
+endpoints at once versus one endpoint. sslyze: its Scanner with the certificate-info scan only, the lab's root
+as its custom CA file. testssl.sh: `-S` (server defaults and certificate checks) per endpoint, STARTTLS where
+the port needs it, the lab's root added, no DNS; it takes half a minute per endpoint and CPU-seconds of its own,
+so within make bench's time it checks the 7 endpoints of the first backend (throughput is per endpoint).
+Neither tool speaks ManageSieve (4190): sslyze gets the other 21.
+Traffic goes only to the lab's loopback addresses. Verdict per endpoint: ok when the chain is trusted (lab root),
+complete, in order and valid for the public name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import common
+from common import Sample
+
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, endpoints, probe
+from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR
+
+SERVER_NAME = "mail.example.test"
+PORTS = {25: "smtp", 587: "smtp", 465: None, 143: "imap", 993: None, 110: "pop3", 995: None, 4190: "sieve"}
+NO_SIEVE = [port for port in PORTS if port != 4190]
+TIMEOUT = 10.0
+CONCURRENCY = 24
+TESTSSL_PARALLEL = 7
+
+
+@dataclass
+class LiveResult:
+    skipped: Optional[str] = None
+    endpoints: int = 0
+    ours_all: Optional[Sample] = None
+    ours_one: Optional[Sample] = None
+    sslyze: Optional[Sample] = None
+    sslyze_endpoints: int = 0
+    testssl: Optional[Sample] = None
+    testssl_endpoints: int = 0
+    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # tool -> endpoint -> verdict
+    versions: dict[str, Optional[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def run(runs: int = 5, testssl_runs: int = 1) -> LiveResult:
+    """Bring the lab up, measure, bring it down; skipped with a reason when not root or a tool is missing."""
+    result = LiveResult()
+    if os.geteuid() != 0:
+        result.skipped = "not root: the lab adds loopback addresses and starts Postfix, Dovecot and HAProxy"
+        return result
+    import lab as labmod  # tests/lab/lab.py
+
+    install = subprocess.run(["sh", str(common.TESTS / "lab" / "install.sh")], capture_output=True, text=True,
+                             check=False)
+    if install.returncode:
+        result.skipped = f"tests/lab/install.sh failed: {install.stderr.strip()[-300:]}"
+        return result
+    _install_testssl(result)
+    base, lock = labmod.claim_base(3)
+    directory = Path(tempfile.mkdtemp(prefix="mailops-bench-lab-"))
+    directory.chmod(0o755)  # Postfix needs every directory above its files searchable
+    lab = labmod.Lab(directory, base=base)
+    try:
+        lab.up(backends=3)
+        _measure(lab, result, runs, testssl_runs)
+    except labmod.LabError as exc:
+        result.skipped = f"the lab did not come up: {exc}"
+    finally:
+        lab.down(check=False)
+        lock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def _install_testssl(result: LiveResult) -> None:
+    if shutil.which("testssl"):
+        return
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "install", "-y", "-qq", "testssl.sh"], ["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "testssl.sh"]):
+        if shutil.which("testssl"):
+            break
+        subprocess.run(command, capture_output=True, env=environment, check=False, timeout=600)
+    if not shutil.which("testssl"):
+        result.notes.append("testssl.sh could not be installed (apt-get install testssl.sh): skipped")
+
+
+def _targets(lab) -> list[tuple[str, str, int]]:
+    """(label, address, port) for every backend and port, in one fixed order."""
+    return [(f"{backend.name}:{port}", backend.address, port) for backend in lab.backends for port in PORTS]
+
+
+def _measure(lab, result: LiveResult, runs: int, testssl_runs: int) -> None:
+    targets = _targets(lab)
+    result.endpoints = len(targets)
+    root = str(lab.root_file)
+    every = [probe.Endpoint(address, port, server_name=SERVER_NAME, label=label) for label, address, port in targets]
+
+    def ours(selection: list[probe.Endpoint]) -> list[endpoints.EndpointReport]:
+        judgement = analysis.load_judgement(roots=[root], system_roots=False)
+        return endpoints.probe_and_judge(selection, judgement, TIMEOUT, CONCURRENCY)
+
+    ours(every)  # warm the daemons' process pools, as any first client would
+    all_runs, one_runs = [], []
+    reports = []
+    for run in range(runs):
+        elapsed, reports = common.clock(lambda: ours(every))
+        all_runs.append(elapsed[0])
+        one = every[(run * 7) % len(every)]
+        one_runs.append(common.clock(lambda one=one: ours([one]))[0][0])
+    result.ours_all, result.ours_one = Sample.of(all_runs), Sample.of(one_runs)
+    result.verdicts["ours"] = {report.probe.endpoint.label: _our_verdict(report) for report in reports}
+    result.versions["sslyze"] = common.package_version("sslyze")
+    sslyze_runs = []
+    for _run in range(runs):
+        elapsed, verdicts = common.clock(lambda: _sslyze(targets, root))
+        sslyze_runs.append(elapsed[0])
+        result.verdicts["sslyze"] = verdicts
+    result.sslyze, result.sslyze_endpoints = Sample.of(sslyze_runs), len(result.verdicts["sslyze"])
+    if shutil.which("testssl"):
+        result.versions["testssl.sh"] = common.command_version(["testssl", "--version"], r"3\.[0-9.]+[^ \x1b]*")
+        testssl_runs_seconds = []
+        for _run in range(testssl_runs):
+            elapsed, verdicts = common.clock(lambda: _testssl(targets, root))
+            testssl_runs_seconds.append(elapsed[0])
+            result.verdicts["testssl.sh"] = verdicts
+        result.testssl, result.testssl_endpoints = Sample.of(testssl_runs_seconds), len(result.verdicts["testssl.sh"])
+
+
+def _our_verdict(report: endpoints.EndpointReport) -> str:
+    if not report.probe.ok:
+        return f"error {report.probe.error_code}"
+    errors = sorted({f.code for f in report.findings if f.severity == ERROR})
+    return "ok" if not errors else "not ok: " + ", ".join(errors)
+
+
+def _sslyze(targets: list[tuple[str, str, int]], root: str) -> dict[str, str]:
+    """One Scanner run over every target it can speak to; verdict from the custom CA's path validation."""
+    from sslyze import (
+        CertificateInfoExtraArgument,
+        ProtocolWithOpportunisticTlsEnum,
+        ScanCommand,
+        ScanCommandsExtraArguments,
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
+
+    extra = ScanCommandsExtraArguments(certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(root)))
+    requests, labels = [], {}
+    for label, address, port in targets:
+        if port not in NO_SIEVE:
+            continue
+        dialect = PORTS[port]
+        starttls = getattr(ProtocolWithOpportunisticTlsEnum, dialect.upper()) if dialect else None
+        request = ServerScanRequest(
+            server_location=ServerNetworkLocation(SERVER_NAME, port, address),
+            network_configuration=ServerNetworkConfiguration(SERVER_NAME, tls_opportunistic_encryption=starttls),
+            scan_commands={ScanCommand.CERTIFICATE_INFO}, scan_commands_extra_arguments=extra)
+        requests.append(request)
+        labels[(address, port)] = label
+    scanner = Scanner()
+    scanner.queue_scans(requests)
+    verdicts = {}
+    for scanned in scanner.get_results():
+        label = labels[(scanned.server_location.ip_address, scanned.server_location.port)]
+        verdicts[label] = _sslyze_verdict(scanned)
+    return verdicts
+
+
+def _sslyze_verdict(scanned) -> str:
+    attempt = scanned.scan_result.certificate_info if scanned.scan_result else None
+    if attempt is None or attempt.result is None:
+        return f"error {scanned.connectivity_error_trace or (attempt.error_reason if attempt else 'no result')}"
+    problems = []
+    for deployment in attempt.result.certificate_deployments:
+        supplied = [p for p in deployment.path_validation_results if p.trust_store.name == "Supplied CA file"]
+        if not supplied or not supplied[0].was_validation_successful:
+            problems.append("untrusted")
+        if not deployment.received_chain_has_valid_order:
+            problems.append("wrong_order")
+    return "ok" if not problems else "not ok: " + ", ".join(sorted(set(problems)))
+
+
+def _testssl(targets: list[tuple[str, str, int]], root: str) -> dict[str, str]:
+    """testssl -S per endpoint, TESTSSL_PARALLEL at a time (testssl is one process per host)."""
+    work = Path(tempfile.mkdtemp(prefix="mailops-bench-testssl-"))
+    first = targets[0][1]
+    jobs = [(label, address, port) for label, address, port in targets if port in NO_SIEVE and address == first]
+
+    def one(job: tuple[str, str, int]) -> tuple[str, str]:
+        label, address, port = job
+        output = work / f"{address}-{port}.json"
+        command = ["testssl", "--quiet", "--warnings", "off", "--color", "0", "--server-defaults", "--nodns", "none",
+                   "--ip", address, "--add-ca", root, "--jsonfile", str(output), "--openssl-timeout", "10"]
+        if PORTS[port]:
+            command += ["--starttls", PORTS[port]]
+        subprocess.run([*command, f"{SERVER_NAME}:{port}"], capture_output=True, check=False, timeout=600)
+        return label, _testssl_verdict(output)
+
+    try:
+        with ThreadPoolExecutor(max_workers=TESTSSL_PARALLEL) as pool:
+            return dict(pool.map(one, jobs))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _testssl_verdict(output: Path) -> str:
+    try:
+        findings = {item["id"]: item for item in json.loads(output.read_text(encoding="utf-8"))}
+    except (OSError, ValueError):
+        return "error no result"
+    problems = []
+    if findings.get("cert_chain_of_trust", {}).get("severity") != "OK":
+        problems.append("untrusted")
+    if not findings.get("cert_trust", {}).get("finding", "").startswith("Ok"):
+        problems.append("name_mismatch")
+    if findings.get("certs_list_ordering_problem", {}).get("finding", "no") != "no":
+        problems.append("wrong_order")
+    return "ok" if not problems else "not ok: " + ", ".join(problems)
+
+
+def agreement(result: LiveResult, tool: str) -> tuple[int, int, list[str]]:
+    """(agreeing, compared, disagreements) between ours and tool on the endpoints tool covers."""
+    ours, theirs = result.verdicts.get("ours", {}), result.verdicts.get(tool, {})
+    compared = [label for label in theirs if label in ours]
+    differ = [f"{label}: ours {ours[label]}, {tool} {theirs[label]}" for label in compared
+              if (ours[label] == "ok") != (theirs[label] == "ok")]
+    return len(compared) - len(differ), len(compared), differ
+
+
+def throughput(sample: Optional[Sample], count: int) -> Optional[float]:
+    """Endpoints per second at the median."""
+    return count / sample.median if sample and sample.median > 0 else None
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    live = run(runs=2)
+    print(live)
+    print(f"{time.perf_counter() - started:.1f} s")
