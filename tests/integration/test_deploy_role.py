@@ -195,17 +195,17 @@ def served_leaves(address: str, times: int = 1) -> dict:
 @pytest.fixture(scope="module")
 def original_config(lab) -> dict:
     """The lab's config files before this module ran (restored at its end)."""
-    return {path: data for path, data in snapshot(lab).items() if path.name in ("main.cf", "dovecot.conf")}
+    return {path: data for path, data in snapshot(lab).items() if path.name in ("main.cf", "master.cf", "dovecot.conf")}
 
 
 def restore(lab, original_config: dict) -> None:
     """Put the lab back as it was: config files, no drop-in, the default chain served everywhere."""
     for backend in lab.backends:
         changed = False
-        for path in (backend.postfix_dir / "main.cf", backend.dovecot_conf):
+        for path in (backend.postfix_dir / "main.cf", backend.postfix_dir / "master.cf", backend.dovecot_conf):
             _mtime, content = original_config[path]
             if path.read_bytes() != content:
-                lablib.write_file(path, content, backdate=path.name == "main.cf")
+                lablib.write_file(path, content, backdate=path.name != "dovecot.conf")
                 changed = True
         dropin = deploy_inventory.dropin_path(backend)
         if dropin.exists():
@@ -371,3 +371,30 @@ def test_dovecot_24_dropin_rendered_where_only_23_is_installed(lab, playbook, re
     lines = [line for line in diff["after"].splitlines() if line and not line.startswith("#")]
     assert lines == [f"ssl_server_cert_file = {backend.cert_file}", f"ssl_server_key_file = {backend.key_file}"]
     assert run.fact("mx1")["dovecot_version"] == "2.4.1"
+
+
+def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
+    """Injection on mx1: the intermediate in smtpd_tls_CAfile and in Dovecot's ssl_ca (client-certificate settings
+    that never reach clients), and a master.cf -o override of smtpd_tls_chain_files on the submission port (here
+    naming the same file, so the deployment still succeeds and only the report shows it)."""
+    backend = lab.backend("mx1")
+    pile = make_pile(lab, tmp_path / "pile")
+    cafile = tmp_path / "client-ca.pem"
+    cafile.write_bytes(lab.pki.intermediate_pem)
+    cafile.chmod(0o644)
+    tmp_path.chmod(0o755)
+    postconf = ["postconf", "-c", str(backend.postfix_dir)]
+    subprocess.run([*postconf, "-e", f"smtpd_tls_CAfile={cafile}"], check=True)
+    subprocess.run([*postconf, "-P", f"{backend.address}:587/inet/smtpd_tls_chain_files={backend.chain_key_file}"],
+                   check=True)
+    with backend.dovecot_conf.open("a") as conf:
+        conf.write(f"ssl_ca = <{cafile}\n")
+    run = playbook(dict(pile["vars"], mail_tls_deploy_load_balancer={}), limit="mx1")  # mx2, mx3 keep their chain
+    assert run.returncode == 0, str(run)
+    result = run.fact("mx1")
+    assert result["succeeded"], result
+    found = {(w["code"], w["service"]) for w in result["warnings"]}
+    assert found == {("intermediate_in_cafile", "postfix"), ("intermediate_in_cafile", "dovecot"),
+                     ("setting_overridden", "postfix")}, result["warnings"]
+    assert any(f"{backend.address}:587/inet" in w["message"] for w in result["warnings"])
+    assert "WARNING [intermediate_in_cafile]" in run.stdout
