@@ -398,3 +398,31 @@ def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
                      ("setting_overridden", "postfix")}, result["warnings"]
     assert any(f"{backend.address}:587/inet" in w["message"] for w in result["warnings"])
     assert "WARNING [intermediate_in_cafile]" in run.stdout
+
+
+def test_second_chain_is_deployed_beside_the_first(lab, playbook, restore_lab, tmp_path):
+    """An ECDSA and an RSA chain on mx1: two key+chain files for Postfix, ssl_cert and ssl_alt_cert for Dovecot;
+    the live verification asks every port for each key type."""
+    backend = lab.backend("mx1")
+    ecdsa = make_pile(lab, tmp_path / "ecdsa")
+    names = [*lablib.SERVICE_NAMES, *(b.hostname for b in lab.backends)]
+    rsa = lab.pki.intermediate.leaf(*names, key_type="rsa")
+    (tmp_path / "rsa.pem").write_bytes(rsa.pem + lab.pki.intermediate_pem)
+    (tmp_path / "rsa.key").write_bytes(rsa.key_pem())
+    extra = {"mail_tls_deploy_alt_certificates": [str(tmp_path / "rsa.pem")],
+             "mail_tls_deploy_alt_private_key": str(tmp_path / "rsa.key"), "mail_tls_deploy_load_balancer": {}}
+    try:
+        run = playbook(dict(ecdsa["vars"], **extra), limit="mx1")
+        assert run.returncode == 0, str(run)
+        result = run.fact("mx1")
+        assert result["leaf_sha256"] == [fingerprint(ecdsa["leaf"].der), fingerprint(rsa.der)]
+        assert {(v["port"], v["key_type"]) for v in result["verified"]} == {
+            (port, key_type) for port in lablib.PORTS.values() for key_type in ("rsa", "ecdsa")}
+        assert all(v["deployed"] for v in result["verified"])
+        alt_chain = backend.tls_dir / "postfix-chain-alt.pem"
+        assert result["postfix_settings"] == {"smtpd_tls_chain_files": f"{backend.chain_key_file}, {alt_chain}"}
+        dropin = deploy_inventory.dropin_path(backend).read_text()
+        assert f"ssl_alt_cert = <{backend.tls_dir / 'fullchain-alt.pem'}" in dropin
+    finally:
+        for name in ("postfix-chain-alt.pem", "fullchain-alt.pem", "key-alt.pem"):
+            (backend.tls_dir / name).unlink(missing_ok=True)
