@@ -137,9 +137,8 @@ class Judgement:
 def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.CertificateIndex:
     """Pool and trust anchors indexed for path building; read lazily, and shareable by many analyses."""
     index = chainlib.CertificateIndex()
-    index.add_lazily([*((c, chainlib.POOL) for c in pool.certificates),
-                      *((c, chainlib.SUPPLIED_ANCHOR) for c in roots.certificates),
-                      *((c, chainlib.SYSTEM_ANCHOR) for c in system_roots.certificates)])
+    index.add_lazily([(pool.certificates, chainlib.POOL), (roots.certificates, chainlib.SUPPLIED_ANCHOR),
+                      (system_roots.certificates, chainlib.SYSTEM_ANCHOR)])
     return index
 
 

@@ -141,25 +141,31 @@ class CertificateIndex:
         _add_role(node, loaded, role)
         return node
 
-    def add_lazily(self, certificates: Sequence[tuple[LoadedCertificate, str]]) -> None:
-        """Add pool and anchor certificates (in role order: pool, supplied, system), parsed when a search needs
-        them. Damage found then goes to self.damaged as (position, certificate, role, error)."""
-        lazy: list[tuple[int, LoadedCertificate, str]] = []
-        for position, (loaded, role) in enumerate(certificates):
-            if role == GIVEN:
-                raise ValueError("given certificates are added with add()")
-            if _plain_envelope(loaded.der):
-                lazy.append((self._count + position, loaded, role))
-                continue
-            try:  # an unusual or damaged envelope: read it now, as add() does
-                self._materialize(self._count + position, loaded, role)
+    def add_lazily(self, groups: Sequence[tuple[Sequence[LoadedCertificate], str]]) -> None:
+        """Add pool and anchor certificates, as (certificates, role) groups in role order (pool, supplied,
+        system), parsed when a search needs them. Damage found then goes to self.damaged as (position,
+        certificate, role, error)."""
+        if any(role == GIVEN for _group, role in groups):
+            raise ValueError("given certificates are added with add()")
+        if self._lazy is not None:
+            raise ValueError("add_lazily takes all pool and anchor certificates at once")
+        certificates = [loaded for group, _role in groups for loaded in group]
+        starts = list(itertools.accumulate((len(group) for group, _role in groups), initial=0))
+        roles = [(start, role) for start, (_group, role) in zip(starts, groups)]
+        ders = [loaded.der for loaded in certificates]
+        # Exactly one SEQUENCE with a two-byte length (nearly every certificate) can wait for a search;
+        # anything else is read at once, as add() does.
+        odd = [number for number, der in enumerate(ders)
+               if len(der) < 5 or der[0] != derlib.SEQUENCE or der[1] != 0x82 or (der[2] << 8 | der[3]) + 4 != len(der)]
+        lazy = _LazyCertificates(self._count, certificates, ders, roles, set(odd), self._materialize, self._damaged)
+        for number in odd:
+            try:
+                self._materialize(self._count + number, certificates[number], lazy.role(number))
             except ValueError as exc:
-                self.damaged.append((self._count + position, loaded, role, exc))
+                self.damaged.append((self._count + number, certificates[number], lazy.role(number), exc))
         self._count += len(certificates)
-        if lazy:
-            if self._lazy is not None:
-                raise ValueError("add_lazily takes all pool and anchor certificates at once")
-            self._lazy = _LazyCertificates(lazy, self._materialize, self._damaged)
+        if len(odd) < len(certificates):
+            self._lazy = lazy
             for node in list(self.given):
                 self._lazy.find_subject(node.raw.subject)
 
@@ -237,12 +243,6 @@ def _add_role(node: Node, loaded: LoadedCertificate, role: str) -> None:
         node.anchor = role
 
 
-def _plain_envelope(der: bytes) -> bool:
-    """True when der is exactly one SEQUENCE with a two-byte length (what nearly every certificate is): such
-    certificates can wait for a search; anything else is read at once."""
-    return len(der) > 4 and der[0] == derlib.SEQUENCE and der[1] == 0x82 and (der[2] << 8 | der[3]) + 4 == len(der)
-
-
 class _LazyCertificates:
     """Pool and anchor certificates as one byte string, searched for raw names and key identifiers.
 
@@ -251,25 +251,34 @@ class _LazyCertificates:
     by the validity, a SEQUENCE of times) are skipped without parsing: a CA's name is in all it issued.
     """
 
-    def __init__(self, entries: list[tuple[int, LoadedCertificate, str]], found, damaged) -> None:
-        self.entries = entries
+    def __init__(self, first: int, certificates: list[LoadedCertificate], ders: list[bytes],
+                 roles: list[tuple[int, str]], odd: set[int], found, damaged) -> None:
+        self.first = first  # the order of certificates[0] in its index
+        self.certificates = certificates
+        self.roles = roles  # (first number, role) of each group
+        self.odd = odd  # read at once by the index, never here
         self.found = found  # (order, certificate, role, raw): it is needed
         self.damaged = damaged  # (order, certificate, role, error): it cannot be read
-        self.blob = b"".join(loaded.der for _order, loaded, _role in entries)
-        self.starts = [0, *itertools.accumulate(len(loaded.der) for _order, loaded, _role in entries)]
+        self.blob = b"".join(ders)
+        self.starts = list(itertools.accumulate(map(len, ders), initial=0))
         self.raw: dict[int, Optional[derlib.RawCertificate]] = {}
         self.done: set[int] = set()
         self.subjects: set[bytes] = set()
         self.key_ids: set[bytes] = set()
 
+    def role(self, number: int) -> str:
+        return self.roles[bisect.bisect_right(self.roles, (number, "~")) - 1][1]
+
     def _parsed(self, number: int) -> Optional[derlib.RawCertificate]:
+        if number in self.odd:
+            return None
         if number not in self.raw:
-            order, loaded, role = self.entries[number]
+            loaded = self.certificates[number]
             try:
                 self.raw[number] = derlib.parse_certificate(loaded.der)
             except ValueError as exc:
                 self.raw[number] = None
-                self.damaged(order, loaded, role, exc)
+                self.damaged(self.first + number, loaded, self.role(number), exc)
         return self.raw[number]
 
     def _hits(self, needle: bytes):
@@ -314,8 +323,7 @@ class _LazyCertificates:
     def _found(self, number: int, raw: derlib.RawCertificate) -> None:
         if number not in self.done:
             self.done.add(number)
-            order, loaded, role = self.entries[number]
-            self.found(order, loaded, role, raw)
+            self.found(self.first + number, self.certificates[number], self.role(number), raw)
 
 
 def _followed_by_validity(blob: bytes, offset: int, end: int) -> bool:

@@ -191,6 +191,58 @@ def _whole(data: bytes, field: tuple[int, int, int, int]) -> bytes:
 
 def _key_identifiers(der: bytes, start: int, end: int) -> tuple[Optional[bytes], Optional[bytes]]:
     """(subject key identifier, authority key identifier) from the [3] extensions field's content."""
+    try:
+        fast = _key_identifiers_fast(der, start)
+    except IndexError:
+        fast = None
+    return fast if fast is not None else _key_identifiers_checked(der, start, end)
+
+
+def _elements(der: bytes, start: int, end: int) -> Optional[list[tuple[int, int, int]]]:
+    """(tag, content start, content end) of each element in der[start:end], or None for anything unusual."""
+    found = []
+    while start < end:
+        tag, content_start, content_end = _header(der, start)
+        if content_start < 0 or content_end > end:
+            return None
+        found.append((tag, content_start, content_end))
+        start = content_end
+    return found
+
+
+def _key_identifiers_fast(der: bytes, start: int) -> Optional[tuple[Optional[bytes], Optional[bytes]]]:
+    """_key_identifiers for well-formed extensions in plain loops; None sends anything unusual to the checked
+    reader, which explains it."""
+    size = len(der)
+    ski = aki = None
+    _tag, seq_start, seq_end = _header(der, start)
+    extensions = _elements(der, seq_start, seq_end) if seq_start >= 0 and seq_end <= size else None
+    if extensions is None:
+        return None
+    for _tag, ext_start, ext_end in extensions:
+        parts = _elements(der, ext_start, ext_end)
+        if parts is None or len(parts) < 2 or parts[0][0] != OID:
+            return None
+        oid = der[parts[0][1]:parts[0][2]]
+        if oid not in (_SKI_OID, _AKI_OID):
+            continue
+        _tag, inner_start, inner_end = _header(der, parts[-1][1])
+        if inner_start < 0 or inner_end > size:
+            return None
+        if oid == _SKI_OID:
+            ski = der[inner_start:inner_end]
+            continue
+        identifiers = _elements(der, inner_start, inner_end)
+        if identifiers is None:
+            return None
+        for tag, id_start, id_end in identifiers:
+            if tag == IMPLICIT_0_PRIMITIVE:
+                aki = der[id_start:id_end]
+    return ski, aki
+
+
+def _key_identifiers_checked(der: bytes, start: int, end: int) -> tuple[Optional[bytes], Optional[bytes]]:
+    """_key_identifiers through the generic TLV reader, whose errors say what is wrong and where."""
     ski = aki = None
     seq_start, seq_end = read_tlv(der, start)[1:]
     for _tag, ext_start, ext_end, _offset in children(der, seq_start, seq_end):

@@ -31,7 +31,6 @@ _END = b"-----END "
 _DASHES = b"-----"
 _LABEL = re.compile(rb"[A-Z0-9 #]+")
 _WHITESPACE = b" \t\r\n\v\f"
-_BASE64_TEXT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" + _WHITESPACE
 _STRICT_BASE64 = sys.version_info >= (3, 11)  # binascii's strict_mode: one C call checks and decodes
 _CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
@@ -144,12 +143,14 @@ def _plain_certificates(data: bytes, source: str) -> Optional[Loaded]:
             or parts[3::4].count(b"END CERTIFICATE") != count):
         return None
     bodies = parts[2::4]
-    if b"".join(bodies).translate(None, _BASE64_TEXT):
-        return None  # other characters than base64 and whitespace: headers or damage
+    # Strict decoding: any character besides base64 and the whitespace removed (headers, damage) raises.
     try:
-        ders = [_strict_base64(body.translate(None, _WHITESPACE)) for body in bodies]
+        ders = [_strict_base64(body.replace(b"\n", b"")) for body in bodies]  # the usual LF-only lines
     except (binascii.Error, ValueError):
-        return None
+        try:
+            ders = [_strict_base64(body.translate(None, _WHITESPACE)) for body in bodies]
+        except (binascii.Error, ValueError):
+            return None  # the block reader explains what is wrong
     return Loaded(tuple(LoadedCertificate(der, source, number) for number, der in enumerate(ders, 1)))
 
 
