@@ -19,11 +19,11 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean
+	collection-link clean ansible-lint molecule
 
 help:
-	@echo "targets: venv venv-oldest lint unit unit-oldest sanity changelog-lint integration test demo bench clean"
-	@echo "  test = lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench clean"
+	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
 
 venv:
 	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
@@ -58,11 +58,19 @@ collection-link:
 	@if [ "$$(readlink $(COLLECTION_LINK) || true)" != "$(CURDIR)" ]; then \
 		rm -rf $(COLLECTION_LINK); ln -s $(CURDIR) $(COLLECTION_LINK); fi
 
+# Production profile, offline (.ansible-lint); the collection is found through build/collections, and
+# ANSIBLE_HOME keeps ansible-lint's side effects (an empty collections dir) out of ~/.ansible.
+ansible-lint: venv collection-link
+	@$(STEP) "ansible-lint: production profile on roles playbooks extensions/molecule" env \
+		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --offline --profile production \
+		roles/ playbooks/ extensions/molecule/
+
 integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint changelog-lint unit unit-oldest sanity integration
+test: lint ansible-lint changelog-lint unit unit-oldest sanity integration
 	@echo
 	@echo "==== test: all steps passed ===="
 
