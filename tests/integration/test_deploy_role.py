@@ -357,12 +357,15 @@ def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
     assert reload_counts(lab)[backend.name][0] <= reloads[backend.name][0] + 1
 
 
-def test_dovecot_24_dropin_rendered_where_only_23_is_installed(lab, playbook, restore_lab, tmp_path):
-    """Check mode with a forced version renders the 2.4 drop-in (the 2.3 one is checked after the real deploy)."""
+def test_version_dependent_settings_rendered_where_those_versions_are_not_installed(lab, playbook, restore_lab,
+                                                                                     tmp_path):
+    """Check mode with forced versions: Dovecot 2.4's drop-in and Postfix 3.3's separate certificate and key files
+    (the installed 2.3 and 3.7 are checked after the real deploy). The certificates are read on the host."""
     backend = lab.backend("mx1")
     pile = make_pile(lab, tmp_path / "pile")
     files = snapshot(lab)
-    run = playbook(dict(pile["vars"], mail_tls_deploy_dovecot_version="2.4.1"), "--check", "--diff", limit="mx1")
+    run = playbook(dict(pile["vars"], mail_tls_deploy_dovecot_version="2.4.1", mail_tls_deploy_postfix_version="3.3.0",
+                        mail_tls_deploy_certificates_on_host=True), "--check", "--diff", limit="mx1")
     assert run.returncode == 0, str(run)
     assert snapshot(lab) == files
     rendered = run.results("Write the Dovecot drop-in with the TLS settings", "mx1")[-1]
@@ -370,7 +373,13 @@ def test_dovecot_24_dropin_rendered_where_only_23_is_installed(lab, playbook, re
     diff = rendered["diff"][0] if isinstance(rendered["diff"], list) else rendered["diff"]
     lines = [line for line in diff["after"].splitlines() if line and not line.startswith("#")]
     assert lines == [f"ssl_server_cert_file = {backend.cert_file}", f"ssl_server_key_file = {backend.key_file}"]
-    assert run.fact("mx1")["dovecot_version"] == "2.4.1"
+    result = run.fact("mx1")
+    assert result["dovecot_version"] == "2.4.1"
+    assert result["postfix_settings"] == {"smtpd_tls_cert_file": str(backend.cert_file),
+                                          "smtpd_tls_key_file": str(backend.key_file)}
+    assert set(result["files"]) == {str(backend.cert_file), str(backend.key_file)}
+    copied = run.results("Copy the certificates, keys, pool and roots to the host (files mode 0600)", "mx1")
+    assert "skip_reason" in copied[-1], copied
 
 
 def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
