@@ -80,7 +80,7 @@ def main() -> int:
             "nassl": common.package_version("nassl"),
             "openssl": common.command_version(["openssl", "version"], r"OpenSSL [0-9][^ ]*"),
             "testssl.sh": live_result.versions.get("testssl.sh"),
-            "postfix": common.command_version(["postconf", "-h", "mail_version"]),
+            "postfix": common.command_version(["postconf", "-d", "-h", "mail_version"]),
             "dovecot": common.command_version(["dovecot", "--version"]),
             "haproxy": common.command_version(["haproxy", "-v"], r"version [0-9.]+"),
         }

@@ -291,8 +291,8 @@ def _signatures(space: Workspace, pool: Path, result: PoolResult, module) -> Non
         found = ours_cold(space, pool)
     links = space.chain_length - 1
     self_signed = counter.count - found.signature_checks
-    result.signatures["ours"] = (f"{found.signature_checks}" + (f" +{self_signed} root self-signature"
-                                                                 if self_signed else ""))
+    extra = f" +{self_signed} root self-signature" if self_signed else ""
+    result.signatures["ours"] = f"{found.signature_checks}{extra}"
     result.signatures["chain links"] = str(links)
     if module is not None:
         with ParentCounter(module) as parents:

@@ -20,10 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
 COLLECTIONS = REPO / "build" / "collections"
 
-# tests/ for pki and lab; build/collections holds the ansible_collections/mailops/tls link (make collection-link).
-for _path in (str(TESTS), str(TESTS / "lab"), str(COLLECTIONS)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+
+def add_paths() -> None:
+    """tests/ for pki, tests/lab for lab, build/collections for the ansible_collections/mailops/tls link
+    (make collection-link)."""
+    for path in (str(TESTS), str(TESTS / "lab"), str(COLLECTIONS)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+add_paths()
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,10 @@ def run_peak_kib(command: list[str]) -> tuple[int, int]:
 
 def command_version(command: list[str], pattern: str = r"[0-9][0-9.a-z+~-]*") -> Optional[str]:
     """The first version-looking word a command prints, or None when it is missing."""
-    if shutil.which(command[0]) is None:
+    executable = shutil.which(command[0], path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if executable is None:
         return None
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    result = subprocess.run([executable, *command[1:]], capture_output=True, text=True, check=False, timeout=30)
     match = re.search(pattern, result.stdout + result.stderr)
     return match.group(0) if match else None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import common  # noqa: F401 - sets up sys.path for pki
+import common  # noqa: F401 # pylint: disable=unused-import # importing it adds tests/ (pki) to sys.path
 import pki
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
