@@ -176,13 +176,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import analyze
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
+from ansible_collections.mailops.tls.plugins.module_utils.endpoint_args import ENDPOINT_SPEC, probe_endpoints
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import endpoint_results
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
     CHAIN_INPUT_SPEC,
-    ENDPOINT_SPEC,
     judgement_from_params,
-    probe_endpoints,
     request_from_params,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.policy import gate, gate_message

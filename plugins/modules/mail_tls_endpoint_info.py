@@ -180,13 +180,10 @@ summary:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
+from ansible_collections.mailops.tls.plugins.module_utils.endpoint_args import ENDPOINT_SPEC, probe_endpoints
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import endpoint_results
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
-    ENDPOINT_SPEC,
-    JUDGING_SPEC,
-    probe_endpoints,
-)
+from ansible_collections.mailops.tls.plugins.module_utils.module_args import JUDGING_SPEC
 
 
 def main() -> None:
