@@ -2,6 +2,7 @@
 """Tests for chain.py: path building over generated PKIs, proved by signature, through analysis.analyze."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Optional
 
@@ -478,3 +479,31 @@ def test_self_signed_leaf_in_roots_is_trusted():
     result = analyze([leaf], roots=[leaf])
     assert result.trusted and chain_of(result) == fingerprints([leaf])
     assert "root_included" not in codes(result)
+
+
+def test_shared_pool_index_gives_the_same_analyses(deep):
+    """A Judgement's pool index serves many leaves; each result equals a fresh analysis of the same input."""
+    decoys = [pki.lookalike(deep.intermediates[-1], deep.intermediates[0]) for _decoy in range(3)]
+    judgement = analysis.Judgement(pool=loaded([*decoys, *deep.intermediates], "pool.pem", check=False),
+                                   roots=loaded([deep.root], "roots.pem"), names=(MAIL,))
+    issuer = deep.intermediates[-1]
+    for given in ([issuer.leaf(MAIL)], [deep.leaf], [deep.leaf, issuer], [issuer.leaf(MAIL), deep.root]):
+        shared = analysis.analyze(judgement.request(loaded(given)))
+        fresh = analysis.analyze(dataclasses.replace(judgement.request(loaded(given)), indexed=None))
+        assert shared.as_dict() == fresh.as_dict()
+        assert shared.findings == fresh.findings and shared.trusted
+
+
+def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):
+    """Pool certificates are parsed when a search finds them: damage inside an intact envelope is a warning then."""
+    issuer = deep.intermediates[-1]
+    good = issuer.der
+    assert good[4:6] == b"\x30\x82"
+    damaged = good[:5] + b"\x84" + good[6:]  # tbsCertificate claims a 4-byte length; the envelope is intact
+    pool = load.Loaded((load.LoadedCertificate(damaged, "pool.pem", 1),
+                        load.LoadedCertificate(deep.intermediates[0].der, "pool.pem", 2)))
+    result = analysis.analyze(analysis.Request(certificates=loaded([deep.leaf, issuer]), pool=pool,
+                                               roots=loaded([deep.root], "roots.pem")))
+    assert result.trusted
+    found = only(result, "parse_error")
+    assert found.severity == "warning" and "block 1 of pool.pem" in found.message

@@ -624,3 +624,30 @@ def test_load_paths_passes_passphrases_to_every_file(tmp_path, keys, chain):
     assert loaded.findings == ()
     assert [spki(k.key) for k in loaded.keys] == [spki(keys["ecdsa"]), spki(chain[0].key)]
     assert [k.source for k in loaded.keys] == [f"block 1 of {tmp_path / 'mail.key'}", str(tmp_path / "mail.p12")]
+
+
+@pytest.mark.parametrize("variant", ["lf", "crlf", "indented", "junk_between", "damaged_base64", "truncated",
+                                     "header_line", "with_key", "empty_body"])
+@pytest.mark.parametrize("strict_mode", [True, False], ids=["binascii_strict", "b64decode"])
+def test_bulk_reader_of_plain_bundles_equals_the_block_reader(variant, strict_mode, monkeypatch):
+    """Pools (check=False) of plain CERTIFICATE blocks are read in bulk; the result is exactly the block reader's
+    (with binascii's strict mode, Python 3.11+, and with b64decode(validate=True) before)."""
+    monkeypatch.setattr(load, "_STRICT_BASE64", strict_mode and load._STRICT_BASE64)
+    issued = pki.hierarchy("mail.example.test", depth=2)
+    bundle = pki.pem_bundle(issued.leaf, *issued.intermediates, issued.root)
+    data = {
+        "lf": bundle,
+        "crlf": bundle.replace(b"\n", b"\r\n"),
+        "indented": bundle.replace(b"\n", b"\n\t "),
+        "junk_between": b"subject=CN = x\n" + bundle.replace(b"-----\n-----BEGIN", b"-----\nissuer: y\n-----BEGIN"),
+        "damaged_base64": bundle.replace(b"MII", b"MI!", 1),
+        "truncated": bundle[:-40],
+        "header_line": bundle.replace(b"CERTIFICATE-----\n", b"CERTIFICATE-----\nProc-Type: 4,X\n", 1),
+        "with_key": bundle + issued.leaf.key_pem(),
+        "empty_body": bundle + b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    }[variant]
+    bulk = load_bytes(data, "pool.pem", check=False)
+    monkeypatch.setattr(load, "_plain_certificates", lambda *args: None)
+    blocks = load_bytes(data, "pool.pem", check=False)
+    assert (bulk.certificates, bulk.findings) == (blocks.certificates, blocks.findings)
+    assert [key.source for key in bulk.keys] == [key.source for key in blocks.keys]  # key objects differ
