@@ -306,6 +306,8 @@ def test_key_not_matching_the_chain_is_refused_before_anything_changes(lab, play
     assert snapshot(lab) == files
     assert reload_counts(lab) == reloads
     assert run.results("Write the chain and key files", "mx1") == []
+    result = run.fact("mx1")
+    assert not result["succeeded"] and not result["rolled_back"] and "key_mismatch" in result["failure"], result
 
 
 def test_chain_failing_live_is_rolled_back_and_the_old_chain_served_again(lab, playbook, restore_lab, tmp_path):
