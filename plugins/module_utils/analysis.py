@@ -237,16 +237,26 @@ def _damaged(loaded: LoadedCertificate, exc: Exception, severity: str) -> Findin
 
 def _choose_leaf(index: chainlib.CertificateIndex, request: Request) -> chainlib.Node:
     """The server certificate: not a CA and issuing no other given certificate; ties go to the one the key
-    matches, then the one valid for the names, then the first given."""
+    matches, then the one valid for the names, then the one whose issuers the bundle holds most of (an old
+    certificate left in the pile rarely brings its chain), then the first given."""
     distinct = list(dict.fromkeys(index.given))
     issuers = {node.raw.issuer for node in distinct if not node.raw.self_issued}
     candidates = [n for n in distinct if not n.info.is_ca] or [n for n in distinct if n.raw.subject not in issuers] \
         or distinct
+    by_subject = {node.raw.subject: node for node in distinct if node.info.is_ca}
+
+    def issuers_given(node: chainlib.Node) -> int:
+        seen = {node.raw.subject}
+        while node.raw.issuer in by_subject and node.raw.issuer not in seen:
+            node = by_subject[node.raw.issuer]
+            seen.add(node.raw.subject)
+        return len(seen) - 1
 
     def preference(node: chainlib.Node) -> tuple:
         names = nameslib.match_names(request.names, node.info.dns_names, node.info.ip_addresses,
                                      node.info.common_names)
-        return (_key_matches(request.keys, node) is False, sum(not m.matches for m in names), node.given[0])
+        return (_key_matches(request.keys, node) is False, sum(not m.matches for m in names), -issuers_given(node),
+                node.given[0])
 
     return min(candidates, key=preference)
 

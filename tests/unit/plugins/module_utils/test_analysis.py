@@ -288,3 +288,13 @@ def test_missing_file_is_an_input_error(tmp_path):
 def test_passphrases_are_no_log():
     assert CHAIN_INPUT_SPEC["private_key_passphrase"].get("no_log") is True
     assert CHAIN_INPUT_SPEC["pkcs12_passphrase"].get("no_log") is True
+
+
+def test_leaf_is_the_certificate_whose_issuers_the_pile_holds_without_key_or_names():
+    """An old server certificate left before the real leaf is not taken for the leaf."""
+    company = pki.hierarchy("mail.example.test", depth=2)
+    stale = pki.hierarchy("old.example.test").leaf
+    pile = pki.pem_bundle(company.intermediates[0], stale, company.root, company.intermediates[1], company.leaf)
+    result = analysis.analyze(analysis.Request(certificates=load.load_bytes(pile, "pile.pem")))
+    assert result.chain[0].info.subject == company.leaf.cert.subject.rfc4514_string()
+    assert [f.code for f in result.findings if f.code == "unrelated_certificate"] == ["unrelated_certificate"]
