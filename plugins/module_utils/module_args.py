@@ -35,6 +35,7 @@ FILE_INPUT_SPEC = {
 CHAIN_INPUT_SPEC = dict(JUDGING_SPEC, **FILE_INPUT_SPEC)
 CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
+
 def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
     """ISO 8601 date or date-time (UTC when no offset is given), or None for now."""
     if not value:

@@ -359,8 +359,8 @@ def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
     assert reload_counts(lab)[backend.name][0] <= reloads[backend.name][0] + 1
 
 
-def test_version_dependent_settings_rendered_where_those_versions_are_not_installed(lab, playbook, restore_lab,
-                                                                                     tmp_path):
+def test_version_dependent_settings_rendered_where_those_versions_are_not_installed(
+        lab, playbook, restore_lab, tmp_path):
     """Check mode with forced versions: Dovecot 2.4's drop-in and Postfix 3.3's separate certificate and key files
     (the installed 2.3 and 3.7 are checked after the real deploy). The certificates are read on the host."""
     backend = lab.backend("mx1")
