@@ -51,13 +51,19 @@ CODES = {
     "probe_unsupported": (ERROR, "this Python cannot capture the chain and no openssl command was found"),
     "backend_mismatch": (ERROR, "backends answering for one name and service present different chains"),
     "service_mismatch": (WARNING, "services of one address answering for one name present different chains"),
+    # The deploy role: server configuration that hides or overrides the deployed chain.
+    "intermediate_in_cafile": (WARNING, "an intermediate sits in Postfix smtpd_tls_CAfile or Dovecot ssl_ca"),
+    "setting_overridden": (WARNING, "another setting overrides the deployed certificate files"),
+    "tlsproxy_overridden": (WARNING, "postscreen's TLS proxy was given certificate files of its own"),
+    "old_chain_served": (ERROR, "after the deployment a port still presents the previous chain"),
 }
 
 # Codes only live endpoints give: a probe that saw no chain, or chains that differ between endpoints.
 PROBE_ERROR_CODES = ("connect_refused", "connect_timeout", "connect_failed", "starttls_not_offered",
                      "starttls_rejected", "protocol_error", "tls_handshake_failed", "timeout", "probe_unsupported")
 ENDPOINT_CODES = (*PROBE_ERROR_CODES, "backend_mismatch", "service_mismatch")
-CHAIN_CODES = tuple(code for code in CODES if code not in ENDPOINT_CODES)
+DEPLOY_CODES = ("intermediate_in_cafile", "setting_overridden", "tlsproxy_overridden", "old_chain_served")
+CHAIN_CODES = tuple(code for code in CODES if code not in ENDPOINT_CODES and code not in DEPLOY_CODES)
 
 
 @dataclass(frozen=True)
