@@ -77,7 +77,7 @@ integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint ansible-lint changelog-lint unit unit-oldest sanity integration
+test: lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule
 	@echo
 	@echo "==== test: all steps passed ===="
 
