@@ -19,6 +19,7 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
+    DEPLOY_CODES,
     PROBE_ERROR_CODES,
     CertificateRef,
     Finding,
@@ -44,7 +45,8 @@ CHECKS = {
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
     "validity": ("expired", "not_yet_valid", "expires_soon"),
     "keys": ("key_mismatch", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
-    "consistency": ("backend_mismatch", "service_mismatch"),
+    # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
+    "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
 }
 CHECK_TITLES = {
     "connection": "a TLS connection can be made",
@@ -97,6 +99,11 @@ FIXES = {
     "probe_unsupported": "Run the probe on the controller (delegate_to: localhost) or install openssl.",
     "backend_mismatch": "Deploy the same chain to every backend.",
     "service_mismatch": "Point every service at the same files.",
+    "intermediate_in_cafile": "Put the intermediates in the chain file (the role does) and remove them from the CA "
+                              "setting unless you verify client certificates.",
+    "setting_overridden": "Remove the override, or point it at the same files.",
+    "tlsproxy_overridden": "Let the deploy role set postscreen's TLS proxy back to the smtpd files.",
+    "old_chain_served": "Check which files that service reads, and how it is reloaded.",
 }
 
 
