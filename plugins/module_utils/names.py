@@ -44,11 +44,9 @@ __all__ = [
     "NameMatch",
     "PublicSuffixList",
     "is_public_suffix",
-    "is_valid_wildcard",
     "load_public_suffix_list",
     "match_name",
     "match_names",
-    "wildcard_entries",
 ]
 
 SYSTEM_PSL_PATHS: tuple[str, ...] = (
@@ -179,20 +177,6 @@ def is_public_suffix(name: str, psl: Optional[PublicSuffixList] = None) -> bool:
     if normalized is None or "*" in normalized:
         return False
     return (load_public_suffix_list() if psl is None else psl).is_public_suffix(normalized)
-
-
-def is_valid_wildcard(entry: str) -> bool:
-    """Return whether ``entry`` is a wildcard of the one allowed form: ``*`` as the whole left-most label.
-
-    This checks the form only; ``*.com`` is well formed yet never matches because ``com`` is a public
-    suffix (see is_public_suffix).
-    """
-    return _wildcard_parent(entry) is not None
-
-
-def wildcard_entries(dns_names: Sequence[str]) -> tuple[str, ...]:
-    """Return the dNSName entries that contain a ``*``, valid or not, as written."""
-    return tuple(entry for entry in dns_names if "*" in entry)
 
 
 def match_names(

@@ -12,11 +12,9 @@ from ansible_collections.mailops.tls.plugins.module_utils.errors import InputErr
 from ansible_collections.mailops.tls.plugins.module_utils.names import (
     NameMatch,
     is_public_suffix,
-    is_valid_wildcard,
     load_public_suffix_list,
     match_name,
     match_names,
-    wildcard_entries,
 )
 
 FALLBACK = load_public_suffix_list(())
@@ -382,35 +380,6 @@ def test_non_string_requested_name():
 
 
 # --- helpers for findings ----------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("entry", "valid"),
-    [
-        ("*.example.org", True),
-        ("*.Example.Org.", True),
-        ("*.bücher.example", True),
-        ("*.com", True),  # well formed; never matches because com is a public suffix
-        ("f*.example.org", False),
-        ("*oo.example.org", False),
-        ("www.*.example.org", False),
-        ("*.*.example.org", False),
-        ("*", False),
-        ("*.", False),
-        ("**.example.org", False),
-        ("*..example.org", False),
-        ("xn--*.example.org", False),
-        ("example.org", False),
-    ],
-)
-def test_is_valid_wildcard(entry, valid):
-    assert is_valid_wildcard(entry) is valid
-
-
-def test_wildcard_entries():
-    dns = ["mail.example.org", "*.example.org", "f*.example.net", "example.net"]
-    assert wildcard_entries(dns) == ("*.example.org", "f*.example.net")
-    assert wildcard_entries(["mail.example.org"]) == ()
-
 
 def test_match_names_keeps_order():
     results = match_names(
