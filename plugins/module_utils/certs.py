@@ -27,6 +27,7 @@ if CRYPTOGRAPHY_IMPORT_ERROR is None:
         "2.16.840.1.101.3.4.2.3": hashes.SHA512,
     }
 
+PSS = "1.2.840.113549.1.1.10"
 # signature algorithm OID -> (name, hash OID or None)
 SIGNATURE_ALGORITHMS = {
     "1.2.840.113549.1.1.4": ("md5WithRSAEncryption", "1.2.840.113549.2.5"),
@@ -35,7 +36,7 @@ SIGNATURE_ALGORITHMS = {
     "1.2.840.113549.1.1.11": ("sha256WithRSAEncryption", "2.16.840.1.101.3.4.2.1"),
     "1.2.840.113549.1.1.12": ("sha384WithRSAEncryption", "2.16.840.1.101.3.4.2.2"),
     "1.2.840.113549.1.1.13": ("sha512WithRSAEncryption", "2.16.840.1.101.3.4.2.3"),
-    "1.2.840.113549.1.1.10": ("rsassaPss", None),
+    PSS: ("rsassaPss", None),
     "1.2.840.10045.4.1": ("ecdsa-with-SHA1", "1.3.14.3.2.26"),
     "1.2.840.10045.4.3.1": ("ecdsa-with-SHA224", "2.16.840.1.101.3.4.2.4"),
     "1.2.840.10045.4.3.2": ("ecdsa-with-SHA256", "2.16.840.1.101.3.4.2.1"),
@@ -51,6 +52,8 @@ WEAK_HASHES = {"1.2.840.113549.2.5": "MD5", "1.3.14.3.2.26": "SHA-1"}
 
 def printable(text: str) -> str:
     """Text from a certificate with control characters escaped, so it cannot forge lines in messages or logs."""
+    if text.isprintable():
+        return text
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
@@ -72,7 +75,10 @@ class Fingerprints:
 
 def fingerprints(der: bytes) -> Fingerprints:
     """MD5, SHA-1 and SHA-256 of the certificate, and SHA-256 of its SubjectPublicKeyInfo."""
-    spki = derlib.parse_certificate(der).spki
+    return _fingerprints(der, derlib.parse_certificate(der).spki)
+
+
+def _fingerprints(der: bytes, spki: bytes) -> Fingerprints:
     return Fingerprints(colon_hex(hashlib.md5(der, usedforsecurity=False).digest()),
                         colon_hex(hashlib.sha1(der, usedforsecurity=False).digest()),
                         colon_hex(hashlib.sha256(der).digest()), colon_hex(hashlib.sha256(spki).digest()))
@@ -92,13 +98,6 @@ def not_before(cert) -> datetime.datetime:
 
 def not_after(cert) -> datetime.datetime:
     return utc(getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after)
-
-
-def _extension(cert, extension_class):
-    try:
-        return cert.extensions.get_extension_for_class(extension_class).value
-    except x509.ExtensionNotFound:
-        return None
 
 
 @dataclass(frozen=True)
@@ -155,28 +154,26 @@ def load_der(der: bytes):
     return x509.load_der_x509_certificate(der)
 
 
-def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
-    """Summarise a parsed certificate."""
-    raw = derlib.parse_certificate(der)
-    constraints = _extension(cert, x509.BasicConstraints)
-    usage = _extension(cert, x509.KeyUsage)
-    eku = _extension(cert, x509.ExtendedKeyUsage)
-    san = _extension(cert, x509.SubjectAlternativeName)
-    aia = _extension(cert, x509.AuthorityInformationAccess)
-    key_type, key_size, curve = key_description(cert.public_key())
-    sig_oid, sig_params = derlib.signature_algorithm(der)
-    sig_name, sig_hash = SIGNATURE_ALGORITHMS.get(sig_oid, (sig_oid, None))
-    if sig_oid == "1.2.840.113549.1.1.10":
-        sig_hash = derlib.parse_pss_parameters(sig_params).hash_oid
+def describe(cert, raw: derlib.RawCertificate, public_key, self_signed: bool) -> CertInfo:
+    """Summarise a parsed certificate, given its indexed DER (raw) and its public key, which callers already have."""
+    subject = cert.subject
+    extensions = {type(extension.value): extension.value for extension in cert.extensions}
+    constraints = extensions.get(x509.BasicConstraints)
+    usage = extensions.get(x509.KeyUsage)
+    eku = extensions.get(x509.ExtendedKeyUsage)
+    san = extensions.get(x509.SubjectAlternativeName)
+    aia = extensions.get(x509.AuthorityInformationAccess)
+    key_type, key_size, curve = key_description(public_key)
+    sig_oid, sig_hash = signature_hash(cert, raw.der)
     return CertInfo(
-        subject=printable(cert.subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
-        common_names=tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)),
+        subject=printable(subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
+        common_names=tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)),
         dns_names=tuple(san.get_values_for_type(x509.DNSName)) if san else (),
         ip_addresses=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)) if san else (),
         serial=_serial_hex(cert.serial_number),
         not_before=not_before(cert), not_after=not_after(cert),
         key_type=key_type, key_size=key_size, key_curve=curve,
-        signature_algorithm=sig_name, signature_hash=sig_hash,
+        signature_algorithm=SIGNATURE_ALGORITHMS.get(sig_oid, (sig_oid,))[0], signature_hash=sig_hash,
         is_ca=bool(constraints and constraints.ca), has_basic_constraints=constraints is not None,
         path_length=constraints.path_length if constraints else None,
         can_sign_certificates=usage is None or usage.key_cert_sign,
@@ -187,7 +184,7 @@ def describe(cert, der: bytes, self_signed: bool) -> CertInfo:
         aia_ca_issuers=tuple(d.access_location.value for d in aia or ()
                              if d.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS
                              and isinstance(d.access_location, x509.UniformResourceIdentifier)),
-        self_signed=self_signed, fingerprints=fingerprints(der))
+        self_signed=self_signed, fingerprints=_fingerprints(raw.der, raw.spki))
 
 
 def _serial_hex(serial: int) -> str:
@@ -211,15 +208,24 @@ def key_description(public_key) -> tuple[str, int, Optional[str]]:
     return type(public_key).__name__, 0, None
 
 
+def signature_hash(cert, der: bytes) -> tuple[str, Optional[str]]:
+    """(signature algorithm OID, hash OID or None) of a certificate; PSS parameters are read from the DER
+    because cryptography 36 does not expose them."""
+    oid = cert.signature_algorithm_oid.dotted_string
+    if oid == PSS:
+        return oid, derlib.parse_pss_parameters(derlib.signature_algorithm(der)[1]).hash_oid
+    return oid, SIGNATURE_ALGORITHMS.get(oid, (None, None))[1]
+
+
 def signature_verifies(child, child_der: bytes, issuer_public_key) -> bool:
     """True when issuer_public_key made child's signature (RSA PKCS#1 v1.5 and PSS, ECDSA, DSA, EdDSA)."""
-    oid, params = derlib.signature_algorithm(child_der)
+    oid = child.signature_algorithm_oid.dotted_string
     data, signature = child.tbs_certificate_bytes, child.signature
     try:
         if isinstance(issuer_public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
             issuer_public_key.verify(signature, data)
-        elif oid == "1.2.840.113549.1.1.10":
-            pss = derlib.parse_pss_parameters(params)
+        elif oid == PSS:
+            pss = derlib.parse_pss_parameters(derlib.signature_algorithm(child_der)[1])
             issuer_public_key.verify(signature, data, padding.PSS(mgf=padding.MGF1(_hash(pss.mgf_hash_oid)),
                                                                   salt_length=pss.salt_length),
                                      _hash(pss.hash_oid))

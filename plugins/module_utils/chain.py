@@ -49,6 +49,7 @@ class Node:
         self.in_pool = False
         self.anchor: Optional[str] = None
         self._cert = None
+        self._public_key = None
         self._info: Optional[certlib.CertInfo] = None
         self._self_signed: Optional[bool] = None
         self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
@@ -60,16 +61,23 @@ class Node:
         return self._cert
 
     @property
+    def public_key(self):
+        """The certificate's public key, extracted once: a pool issuer may verify many children."""
+        if self._public_key is None:
+            self._public_key = self.cert.public_key()
+        return self._public_key
+
+    @property
     def info(self) -> certlib.CertInfo:
         if self._info is None:
-            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw.der, self.self_signed)
+            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw, self.public_key, self.self_signed)
         return self._info
 
     @property
     def self_signed(self) -> bool:
         if self._self_signed is None:
             self._self_signed = self.twin.self_signed if self.twin else self.raw.self_issued and (
-                certlib.signature_verifies(self.cert, self.raw.der, self.cert.public_key()))
+                certlib.signature_verifies(self.cert, self.raw.der, self.public_key))
         return self._self_signed
 
     @property
@@ -410,7 +418,7 @@ class _Search:
             result = self.index.signatures.get(key)
             if result is None:
                 try:
-                    result = certlib.signature_verifies(child.cert, child.raw.der, parent.cert.public_key())
+                    result = certlib.signature_verifies(child.cert, child.raw.der, parent.public_key)
                 except ValueError:
                     result = False
                 self.index.signatures[key] = result

@@ -76,8 +76,9 @@ def describe_der(der: bytes, source: str, index: Optional[int] = None) -> ChainE
         raw = derlib.parse_certificate(der)
     except ValueError as exc:
         raise InputError(f"the certificate in {source} is damaged ({exc}); get a fresh copy from the CA") from None
-    self_signed = raw.subject == raw.issuer and certlib.signature_verifies(cert, der, cert.public_key())
-    return ChainEntry(certlib.describe(cert, der, self_signed), index, source, der)
+    public_key = cert.public_key()
+    self_signed = raw.subject == raw.issuer and certlib.signature_verifies(cert, der, public_key)
+    return ChainEntry(certlib.describe(cert, raw, public_key, self_signed), index, source, der)
 
 
 def _distinct(certificates: Sequence[LoadedCertificate]) -> list[LoadedCertificate]:

@@ -49,7 +49,7 @@ def issuer_and_lookalike(key_pairs, key_type: str, name: str = "Signing CA"):
 
 
 def describe_issued(issued: pki.Issued, self_signed: bool = False) -> certs.CertInfo:
-    return describe(issued.cert, issued.der, self_signed)
+    return describe(issued.cert, derlib.parse_certificate(issued.der), issued.cert.public_key(), self_signed)
 
 
 # ---------------------------------------------------------------------------------------------- fingerprints
@@ -165,7 +165,7 @@ def test_signature_verifies_openssl_signed(key_pairs, tmp_path, key_type, digest
     cert, der = _signed_by_openssl(issuer, key_pairs["ecdsa"][1], tmp_path, digest, sigopts)
     actual_oid, params = derlib.signature_algorithm(der)
     assert actual_oid == oid
-    info = describe(cert, der, False)
+    info = describe(cert, derlib.parse_certificate(der), cert.public_key(), False)
     if pss is None:
         assert info.signature_algorithm == name
     else:
@@ -319,7 +319,8 @@ def test_describe_aia_ocsp_only_is_not_a_ca_issuer():
     cert = (x509.CertificateBuilder().subject_name(pki.name("x")).issuer_name(ca.subject).public_key(key.public_key())
             .serial_number(1).not_valid_before(pki.NOW).not_valid_after(pki.NOW + pki.DAY)
             .add_extension(aia, critical=False).sign(ca.key, hashes.SHA256()))
-    info = describe(cert, cert.public_bytes(serialization.Encoding.DER), False)
+    info = describe(cert, derlib.parse_certificate(cert.public_bytes(serialization.Encoding.DER)), cert.public_key(),
+                    False)
     assert info.aia_ca_issuers == ()
 
 
@@ -371,7 +372,7 @@ def test_describe_serial_that_is_not_positive_as_old_cas_issued(content, text):
     except ValueError:
         pytest.skip("this cryptography refuses serial numbers that are not positive")
     assert cert.serial_number == int.from_bytes(new, "big", signed=True)
-    assert describe(cert, der, False).serial == text
+    assert describe(cert, derlib.parse_certificate(der), cert.public_key(), False).serial == text
 
 
 def test_describe_dates_are_timezone_aware_utc_and_serialisable():
@@ -442,6 +443,6 @@ def test_key_matches_a_key_loaded_from_pem(key_pairs):
 
 def test_control_characters_in_names_are_escaped_so_they_cannot_forge_lines():
     forged = pki.root("Evil CA\n- [expired] fake violation")
-    info = certs.describe(forged.cert, forged.der, True)
+    info = certs.describe(forged.cert, derlib.parse_certificate(forged.der), forged.cert.public_key(), True)
     assert "\n" not in info.subject and "\n" not in info.issuer
     assert "Evil CA\\x0a- [expired] fake violation" in info.subject
