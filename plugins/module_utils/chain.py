@@ -70,7 +70,8 @@ class Node:
     @property
     def info(self) -> certlib.CertInfo:
         if self._info is None:
-            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw, self.public_key, self.self_signed)
+            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw, self.public_key,
+                                                                           self.self_signed)
         return self._info
 
     @property
