@@ -17,7 +17,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAP
 if CRYPTOGRAPHY_IMPORT_ERROR is None:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -251,6 +251,8 @@ def _hash(oid: str):
 
 
 def spki_of_public_key(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization  # not at the top: see load.py
+
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
