@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import itertools
 import os
 import re
 import sys
@@ -31,7 +33,9 @@ _END = b"-----END "
 _DASHES = b"-----"
 _LABEL = re.compile(rb"[A-Z0-9 #]+")
 _WHITESPACE = b" \t\r\n\v\f"
-_STRICT_BASE64 = sys.version_info >= (3, 11)  # binascii's strict_mode: one C call checks and decodes
+# Decodes what base64.b64decode(validate=True) accepts and raises for anything it would not (strict_mode: 3.11).
+_strict_base64 = (functools.partial(binascii.a2b_base64, strict_mode=True) if sys.version_info >= (3, 11)
+                  else functools.partial(base64.b64decode, validate=True))
 _CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
@@ -144,21 +148,16 @@ def _plain_certificates(data: bytes, source: str) -> Optional[Loaded]:
         return None
     bodies = parts[2::4]
     # Strict decoding: any character besides base64 and the whitespace removed (headers, damage) raises.
-    try:
-        ders = [_strict_base64(body.replace(b"\n", b"")) for body in bodies]  # the usual LF-only lines
+    # map() over C functions: no Python frame per certificate.
+    try:  # the usual LF-only lines first
+        ders = list(map(_strict_base64, map(bytes.replace, bodies, itertools.repeat(b"\n"), itertools.repeat(b""))))
     except (binascii.Error, ValueError):
         try:
-            ders = [_strict_base64(body.translate(None, _WHITESPACE)) for body in bodies]
+            ders = list(map(_strict_base64, map(bytes.translate, bodies, itertools.repeat(None),
+                                                itertools.repeat(_WHITESPACE))))
         except (binascii.Error, ValueError):
             return None  # the block reader explains what is wrong
-    return Loaded(tuple(LoadedCertificate(der, source, number) for number, der in enumerate(ders, 1)))
-
-
-def _strict_base64(payload: bytes) -> bytes:
-    """Decode base64 that base64.b64decode(validate=True) accepts, and raise for anything it would not."""
-    if _STRICT_BASE64:
-        return binascii.a2b_base64(payload, strict_mode=True)
-    return base64.b64decode(payload, validate=True)
+    return Loaded(tuple(map(LoadedCertificate, ders, itertools.repeat(source), itertools.count(1))))
 
 
 def _pem_blocks(data: bytes):
