@@ -166,7 +166,10 @@ def _proxy_header(version: str, sock: socket.socket) -> bytes:
 
 # The handshake with Python's ssl
 
+@functools.cache
 def _context(key_type: Optional[str]) -> ssl.SSLContext:
+    """One client context per key type, shared by every probe and thread: making one costs about 0.4 ms of CPU,
+    a tenth of a whole probe."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Report the chain as sent, trusted or not: judging it is the analysis's job, and it needs the chain to do so.
     context.check_hostname = False
