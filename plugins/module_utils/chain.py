@@ -52,6 +52,7 @@ class Node:
         self._public_key = None
         self._info: Optional[certlib.CertInfo] = None
         self._self_signed: Optional[bool] = None
+        self.has_signed = False  # its key verified a child's signature: tried first among same-name candidates
         self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
 
     @property
@@ -362,7 +363,7 @@ def _same_name(parent: Node, child: Node) -> bool:
 
 def _candidate_order(node: Node) -> tuple:
     role = 0 if node.anchor == SUPPLIED_ANCHOR else 1 if node.given else 2 if node.in_pool else 3
-    return role, node.digest
+    return role, not node.has_signed, node.digest
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,9 @@ class _Search:
                     result = False
                 self.index.signatures[key] = result
             self.verified[key] = result
-            if not result:
+            if result:
+                parent.has_signed = True
+            else:
                 self.failed.append((child, parent))
         return self.verified[key]
 
@@ -437,6 +440,7 @@ class _Search:
             return
         found_before = len(self.paths)
         extended = cycle = False
+        trusted_key = None  # the key of an issuer through which current already reaches an anchor
         for candidates in (self.index.issuer_candidates, self.index.key_id_candidates):
             if extended or cycle:
                 break
@@ -445,10 +449,18 @@ class _Search:
                     # A cycle only if it really signed current: a self-issued CA (a key rollover) names itself.
                     cycle = cycle or (candidate is not current and self.issued_by(current, candidate))
                     continue
+                if trusted_key is not None and candidate.raw.spki != trusted_key:
+                    # current's signature verified under trusted_key and that issuer leads to an anchor: under another
+                    # key it cannot verify, so a look-alike (same name and key identifier) costs no check. Only after
+                    # a trusted path, so a key forged to match one signature cannot hide the real issuer.
+                    continue
                 if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
                     continue
                 extended = True
+                reached_before = len(self.paths)
                 self.visit((*path, candidate))
+                if trusted_key is None and any(p.kind == TRUSTED for p in self.paths[reached_before:]):
+                    trusted_key = candidate.raw.spki
         # An anchor that is not a self-signed root (an intermediate among the roots) ends a path only when no
         # trusted path goes on above it: clients that trust only the root need it served.
         if len(path) > 1 and current.anchor and not any(p.kind == TRUSTED for p in self.paths[found_before:]):
