@@ -628,7 +628,8 @@ def test_load_paths_passes_passphrases_to_every_file(tmp_path, keys, chain):
 
 
 @pytest.mark.parametrize("variant", ["lf", "crlf", "indented", "junk_between", "damaged_base64", "truncated",
-                                     "header_line", "with_key", "empty_body"])
+                                     "header_line", "with_key", "empty_body", "padding_inside", "quantum_short",
+                                     "padding_too_long"])
 @pytest.mark.parametrize("strict_mode", [True, False], ids=["binascii_strict", "b64decode"])
 def test_bulk_reader_of_plain_bundles_equals_the_block_reader(variant, strict_mode, monkeypatch):
     """Pools (check=False) of plain CERTIFICATE blocks are read in bulk; the result is exactly the block reader's
@@ -647,9 +648,13 @@ def test_bulk_reader_of_plain_bundles_equals_the_block_reader(variant, strict_mo
         "header_line": bundle.replace(b"CERTIFICATE-----\n", b"CERTIFICATE-----\nProc-Type: 4,X\n", 1),
         "with_key": bundle + issued.leaf.key_pem(),
         "empty_body": bundle + b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        "padding_inside": bundle.replace(b"MII", b"MI=", 1),
+        "quantum_short": bundle.replace(b"MII", b"MI", 1),
+        "padding_too_long": bundle + b"-----BEGIN CERTIFICATE-----\nMIIB===\n-----END CERTIFICATE-----\n",
     }[variant]
     bulk = load_bytes(data, "pool.pem", check=False)
     monkeypatch.setattr(load, "_plain_certificates", lambda *args: None)
     blocks = load_bytes(data, "pool.pem", check=False)
     assert (bulk.certificates, bulk.findings) == (blocks.certificates, blocks.findings)
     assert [key.source for key in bulk.keys] == [key.source for key in blocks.keys]  # key objects differ
+
