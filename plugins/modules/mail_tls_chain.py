@@ -374,6 +374,21 @@ files:
     backup_file:
       description: The copy made by O(backup), or V(null).
       type: str
+    previous:
+      description: The file's owner, group and mode before this run, so a rollback can put them back (the
+        backup copy restores the content); V(null) when the file did not exist.
+      type: dict
+      contains:
+        uid:
+          description: The owner's user ID.
+          type: int
+        gid:
+          description: The group ID.
+          type: int
+        mode:
+          description: The permission bits, as an octal string.
+          type: str
+          sample: "0600"
 violations:
   description: Findings about the chain to write that stop the writing (or were overridden by O(force)), with
     the keys of RV(issues). Returned when O(chains) is not used.
@@ -607,8 +622,10 @@ def main() -> None:
                                                                                     *default_owner(path)), path)})
             if backup_file:
                 result["backup_files"].append(backup_file)
+            previous = ({"uid": current.uid, "gid": current.gid, "mode": f"{current.mode:04o}"}
+                        if current.exists else None)
             result["files"].append({"output": planned.output.kind, "path": path, "changed": change.changed,
-                                    "changes": change.describe(), "backup_file": backup_file})
+                                    "changes": change.describe(), "backup_file": backup_file, "previous": previous})
     except MailTlsError as exc:
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # OSError, and atomic_move raises plain Exception

@@ -177,6 +177,12 @@ def snapshot(lab) -> dict:
     return found
 
 
+def file_attributes(path) -> tuple:
+    """(uid, gid, permission bits) of a file."""
+    status = path.stat()
+    return status.st_uid, status.st_gid, status.st_mode & 0o7777
+
+
 def reload_counts(lab) -> dict:
     """backend name -> (Postfix reloads, Dovecot reloads) as their logs record them."""
     counts = {}
@@ -337,13 +343,20 @@ def test_chain_failing_live_is_rolled_back_and_the_old_chain_served_again(lab, p
 
 
 def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
-    """Injection: an operator's typo in a main.cf parameter the role writes (the letter O in 1OO)."""
+    """Injection: an operator's typo in a main.cf parameter the role writes (the letter O in 1OO). The run also
+    hands the key to Dovecot's group (0640), so the rollback must put back owner, group and mode, not only
+    the content."""
     backend = lab.backend("mx3")
     pile = make_pile(lab, tmp_path / "pile")
     old = served_leaves(backend.address)
     files, reloads = snapshot(lab), reload_counts(lab)
-    run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"}),
-                   limit="mx3")
+    attributes = {path: file_attributes(path) for path in files if backend.name in path.parts and path.exists()}
+    assert attributes[backend.key_file][1:] == (0, 0o600)
+    run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"},
+                        mail_tls_deploy_dovecot_key_group="dovecot"), limit="mx3")
+    (written,) = run.results("Write the chain and key files", "mx3")
+    changed = {entry["path"]: entry["changes"] for entry in written["files"]}
+    assert "group root -> dovecot" in changed[str(backend.key_file)], changed
     assert run.returncode != 0, str(run)
     message = "\n".join(run.failures("mx3"))
     assert "postfix -c" in message and "check failed" in message, message
@@ -354,9 +367,40 @@ def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
             now = path.read_bytes() if path.exists() else None
             assert now == (before[1] if before else None), path
     assert "default_process_limit" not in (backend.postfix_dir / "main.cf").read_text()
+    assert {path: file_attributes(path) for path in attributes} == attributes
     assert served_leaves(backend.address, times=2) == old
     # Never reloaded with the broken configuration: only the rollback's reload of the restored one.
     assert reload_counts(lab)[backend.name][0] <= reloads[backend.name][0] + 1
+
+
+def test_rollback_restores_owner_group_and_mode_when_only_they_changed(lab, playbook, restore_lab, tmp_path):
+    """The pile deployed once; then the same pile with the key handed to Dovecot's group (only the key file's
+    group and mode change, so no backup copy is made) and a failing `postfix check`: the rollback must put the
+    key back to root:root 0600 from the attributes mail_tls_chain recorded."""
+    backend = lab.backend("mx1")
+    pile = make_pile(lab, tmp_path / "pile")
+    first = playbook(pile["vars"], limit="mx1")
+    # Only the load-balancer pass fails (mx2 and mx3 still serve the lab's chain): mx1 itself is deployed.
+    assert first.fact("mx1")["succeeded"], str(first)
+    key_file = Path(run_key_path(first, "mx1"))
+    before = file_attributes(key_file)
+    assert before[1:] == (0, 0o600), before
+    run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"},
+                        mail_tls_deploy_dovecot_key_group="dovecot"), limit="mx1")
+    assert run.returncode != 0, str(run)
+    (written,) = run.results("Write the chain and key files", "mx1")
+    key_entry = next(entry for entry in written["files"] if entry["path"] == str(key_file))
+    assert key_entry["changes"] == ["group root -> dovecot", "mode 0600 -> 0640"], key_entry
+    assert key_entry["backup_file"] is None and key_entry["previous"]["mode"] == "0600", key_entry
+    assert "rolled back" in "\n".join(run.failures("mx1"))
+    assert file_attributes(key_file) == before
+    assert backend.name in key_file.parts
+
+
+def run_key_path(run, host: str) -> str:
+    """The Dovecot key file the role wrote on host (from mail_tls_chain's result)."""
+    (written,) = run.results("Write the chain and key files", host)
+    return next(entry["path"] for entry in written["files"] if entry["output"] == "key")
 
 
 def test_version_dependent_settings_rendered_where_those_versions_are_not_installed(

@@ -196,6 +196,7 @@ def test_check_mode_reports_and_touches_nothing_and_the_diff_holds_no_key(tmp_pa
 def test_backup_keeps_the_previous_version_and_the_diff_shows_the_change(tmp_path, inputs, company):
     old = pki.hierarchy("old.example.test")
     out(tmp_path, "fullchain").write_bytes(pki.pem_bundle(*old.served_chain))
+    out(tmp_path, "fullchain").chmod(0o640)
     old_bytes = out(tmp_path, "fullchain").read_bytes()
     result = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), backup=True,
                                              root_path=str(out(tmp_path, "root"))), diff=True)
@@ -205,6 +206,10 @@ def test_backup_keeps_the_previous_version_and_the_diff_shows_the_change(tmp_pat
     assert Path(backup).read_bytes() == old_bytes
     assert result["files"][0]["backup_file"] == backup
     assert result["files"][1]["backup_file"] is None  # a new file has nothing to back up
+    # What a rollback needs besides the backup: the replaced file's owner, group and mode (new files: none).
+    assert result["files"][0]["previous"] == {"uid": os.getuid(), "gid": os.getgid(), "mode": "0640"}
+    assert result["files"][1]["previous"] is None
+    assert oct(out(tmp_path, "fullchain").stat().st_mode & 0o777) == "0o644"
     assert out(tmp_path, "fullchain").read_bytes() == expected_bytes(company)["fullchain"]
     assert f"-[1] subject: {old.leaf.subject.rfc4514_string()}" in result["diff_text"]
     assert f"+[1] subject: {company.leaf.subject.rfc4514_string()}" in result["diff_text"]
