@@ -397,6 +397,27 @@ def test_rollback_restores_owner_group_and_mode_when_only_they_changed(lab, play
     assert backend.name in key_file.parts
 
 
+def test_load_balancer_failure_names_each_leaf_once(lab, playbook, restore_lab, tmp_path):
+    """Only mx1 deployed: through the load balancer the probes of 9 ports see the new leaf from mx1 and the
+    lab's old one from mx2 and mx3. The failure says so in one line per leaf (ports, probe counts, deployed
+    or not), not one line per probe and port."""
+    pile = make_pile(lab, tmp_path / "pile")
+    run = playbook(pile["vars"], limit="mx1")
+    assert run.returncode != 0 and run.fact("mx1")["succeeded"], str(run)
+    (message,) = [m for m in run.failures("mx1") if "probes through the load balancer" in m]
+    lines = message.splitlines()
+    new_leaf = fingerprint(pile["leaf"].der)[:23]
+    old_leaf = fingerprint(lablib.served_leaf(lab.backend("mx2").address, "imaps"))[:23]
+    assert "2 different leaves" in lines[0], message
+    (new_line,) = [line for line in lines if new_leaf in line]
+    (old_line,) = [line for line in lines if old_leaf in line]
+    assert "(deployed)" in new_line and "(NOT deployed)" in old_line, message
+    ports = ", ".join(str(port) for port in sorted(set(lab.ports.values())))
+    assert new_line.endswith(pile["leaf"].subject.rfc4514_string()) and f"port(s) {ports}:" in new_line, message
+    assert "run the role on every backend (this play covered mx1)" in lines[-1], message
+    assert len(lines) <= 4 and len(message) < 1500, message
+
+
 def run_key_path(run, host: str) -> str:
     """The Dovecot key file the role wrote on host (from mail_tls_chain's result)."""
     (written,) = run.results("Write the chain and key files", host)
