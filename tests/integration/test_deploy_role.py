@@ -333,6 +333,10 @@ def test_chain_failing_live_is_rolled_back_and_the_old_chain_served_again(lab, p
     assert "mx2: the deployment failed and was rolled back" in message, message
     assert f"{backend.address}:993 (mx2) imaps" in message and "old_chain_served" in message, message
     assert "every port serves the previous chain again" in message, message
+    # One line per port and code, however many names each port was probed with.
+    (final,) = [failure for failure in run.failures("mx2") if "was rolled back" in failure]
+    findings = [line.split("]", 1)[0] for line in final.splitlines() if line.startswith(f"{backend.address}:")]
+    assert findings and len(findings) == len(set(findings)), message
     assert served_leaves(backend.address, times=2) == old
     for path, before in files.items():
         if backend.name in path.parts:
