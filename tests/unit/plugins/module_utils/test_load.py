@@ -657,4 +657,3 @@ def test_bulk_reader_of_plain_bundles_equals_the_block_reader(variant, strict_mo
     blocks = load_bytes(data, "pool.pem", check=False)
     assert (bulk.certificates, bulk.findings) == (blocks.certificates, blocks.findings)
     assert [key.source for key in bulk.keys] == [key.source for key in blocks.keys]  # key objects differ
-
