@@ -93,7 +93,7 @@ bench-venv:
 # Chain building against community.crypto, cryptography and openssl; live probes against sslyze and
 # testssl.sh on the lab (as root); Ansible overhead. Prints the tables and writes docs/performance.md.
 bench: venv bench-venv collection-link
-	@$(STEP) "bench: tests/bench/bench.py (about 10 minutes)" env VENV=$(VENV) \
+	@$(STEP) "bench: tests/bench/bench.py (4-10 minutes)" env VENV=$(VENV) \
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
 clean:

@@ -54,11 +54,6 @@ def key_base64_lines(issued: pki.Issued) -> list[str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def company():
-    return pki.hierarchy("mail.example.test", "imap.example.test", depth=2)
-
-
 @pytest.fixture()
 def files(tmp_path: Path, company) -> dict:
     upper, lower = company.intermediates

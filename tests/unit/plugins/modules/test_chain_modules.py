@@ -18,11 +18,6 @@ pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
                                        "(make unit installs it; make unit-oldest tests the library only)")
 
 
-@pytest.fixture(scope="module")
-def company():
-    return pki.hierarchy("mail.example.test", "imap.example.test", depth=2)
-
-
 @pytest.fixture()
 def files(tmp_path: Path, company) -> dict:
     upper, lower = company.intermediates

@@ -52,11 +52,6 @@ if _TARGET:
 '''
 
 
-@pytest.fixture(scope="module")
-def company():
-    return pki.hierarchy("mail.example.test", "imap.example.test", depth=2)
-
-
 @pytest.fixture()
 def inputs(tmp_path: Path, company) -> dict:
     """A messy pile (wrong order, root included, junk, lower intermediate missing), the pool, root, encrypted key."""
