@@ -122,20 +122,21 @@ def _measure(lab, result: LiveResult, runs: int, testssl_runs: int) -> None:
     result.ours_all, result.ours_one = Sample.of(all_runs), Sample.of(one_runs)
     result.verdicts["ours"] = {report.probe.endpoint.label: _our_verdict(report) for report in reports}
     result.versions["sslyze"] = common.package_version("sslyze")
-    sslyze_runs = []
-    for _run in range(runs):
-        elapsed, verdicts = common.clock(lambda: _sslyze(targets, root))
-        sslyze_runs.append(elapsed[0])
-        result.verdicts["sslyze"] = verdicts
-    result.sslyze, result.sslyze_endpoints = Sample.of(sslyze_runs), len(result.verdicts["sslyze"])
+    result.sslyze, result.verdicts["sslyze"] = _timed(runs, lambda: _sslyze(targets, root))
+    result.sslyze_endpoints = len(result.verdicts["sslyze"])
     if shutil.which("testssl"):
         result.versions["testssl.sh"] = common.command_version(["testssl", "--version"], r"3\.[0-9.]+[^ \x1b]*")
-        testssl_runs_seconds = []
-        for _run in range(testssl_runs):
-            elapsed, verdicts = common.clock(lambda: _testssl(targets, root))
-            testssl_runs_seconds.append(elapsed[0])
-            result.verdicts["testssl.sh"] = verdicts
-        result.testssl, result.testssl_endpoints = Sample.of(testssl_runs_seconds), len(result.verdicts["testssl.sh"])
+        result.testssl, result.verdicts["testssl.sh"] = _timed(testssl_runs, lambda: _testssl(targets, root))
+        result.testssl_endpoints = len(result.verdicts["testssl.sh"])
+
+
+def _timed(runs: int, measure) -> tuple[Sample, dict]:
+    """Wall seconds of runs calls of measure, and the verdicts of the last one."""
+    seconds, verdicts = [], {}
+    for _run in range(runs):
+        elapsed, verdicts = common.clock(measure)
+        seconds.append(elapsed[0])
+    return Sample.of(seconds), verdicts
 
 
 def _our_verdict(report: endpoints.EndpointReport) -> str:
