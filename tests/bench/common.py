@@ -96,6 +96,44 @@ def interleaved(tools: dict[str, Callable[[], object]], runs: int) -> tuple[dict
     return {name: Timing.of(values) for name, values in seconds.items()}, results
 
 
+@dataclass(frozen=True)
+class AnsibleCommand:
+    """`ansible localhost` with the local connection, through the project's own virtualenv (.venv, or $VENV): the
+    ansible-core users of the collection get, finding the collection through build/collections."""
+
+    base: tuple[str, ...]
+    environment: dict
+
+    @classmethod
+    def find(cls) -> Optional[AnsibleCommand]:
+        """None when .venv has no ansible (make venv)."""
+        venv = Path(os.environ.get("VENV", REPO / ".venv"))
+        ansible = venv / "bin" / "ansible"
+        if not ansible.exists():
+            return None
+        environment = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+                       "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+                       "ANSIBLE_NOCOLOR": "true"}
+        base = (str(ansible), "localhost", "-i", "localhost,", "-c", "local", "-e",
+                f"ansible_python_interpreter={venv / 'bin' / 'python'}")
+        return cls(base, environment)
+
+    def module(self, name: str, arguments: str = "") -> list[str]:
+        return [*self.base, "-m", name, *(["-a", arguments] if arguments else [])]
+
+    def failure(self, command: list[str]) -> Optional[str]:
+        """None when command succeeds, else the end of its output."""
+        check = subprocess.run(command, capture_output=True, text=True, env=self.environment, check=False)
+        return (check.stdout + check.stderr).strip()[-400:] if check.returncode else None
+
+    def runner(self, command: list[str]) -> Callable[[], object]:
+        """A call that runs command (output discarded), for clock() and interleaved()."""
+        return lambda: subprocess.run(command, capture_output=True, env=self.environment, check=True)
+
+    def version(self) -> Optional[str]:
+        return command_version([self.base[0], "--version"], r"core [0-9.]+")
+
+
 def rss_kib() -> int:
     """This process's resident set now (KiB)."""
     return _status_kib("VmRSS")

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Section 3 of make bench: live probing of the lab (3 backends x 8 ports), ours against sslyze and testssl.sh.
 
-Ours: what mail_tls_endpoint_info does in one call (the judgement loaded, endpoints.probe_and_judge), for all 24
-endpoints at once versus one endpoint. sslyze: its Scanner with the certificate-info scan only, the lab's root
-as its custom CA file. testssl.sh: `-S` (server defaults and certificate checks) per endpoint, STARTTLS where
-the port needs it, the lab's root added, no DNS; it takes half a minute per endpoint and CPU-seconds of its own,
-so within make bench's time it checks the 7 endpoints of the first backend (throughput is per endpoint).
+Ours, twice: whole `ansible` processes running mail_tls_endpoint_info for all 24 endpoints against one endpoint
+(what the issue's target compares; the module's verdicts are checked against the library's), and the library
+alone (the judgement loaded, endpoints.probe_and_judge: what the module does inside), which shows the cost of
+probing without Ansible's. sslyze: its Scanner with the certificate-info scan only, the lab's root as its custom
+CA file. testssl.sh: `-S` (server defaults and certificate checks) per endpoint, STARTTLS where the port needs
+it, the lab's root added, no DNS; it takes half a minute per endpoint and CPU-seconds of its own, so within make
+bench's time it checks the 7 endpoints of the first backend (throughput is per endpoint). Throughput against
+sslyze and testssl.sh is the library's, as both run in-process or as their own command.
 Neither tool speaks ManageSieve (4190): sslyze gets the other 21.
 Traffic goes only to the lab's loopback addresses. Verdict per endpoint: ok when the chain is trusted (lab root),
 complete, in order and valid for the public name.
@@ -44,6 +47,8 @@ class LiveResult:
     endpoints: int = 0
     ours_all: Optional[Sample] = None
     ours_one: Optional[Sample] = None
+    module_all: Optional[Sample] = None
+    module_one: Optional[Sample] = None
     sslyze: Optional[Sample] = None
     sslyze_endpoints: int = 0
     testssl: Optional[Sample] = None
@@ -121,6 +126,7 @@ def _measure(lab, result: LiveResult, runs: int, testssl_runs: int) -> None:
         one_runs.append(common.clock(lambda one=one: ours([one]))[0][0])
     result.ours_all, result.ours_one = Sample.of(all_runs), Sample.of(one_runs)
     result.verdicts["ours"] = {report.probe.endpoint.label: _our_verdict(report) for report in reports}
+    _module_calls(every, root, runs, result)
     result.versions["sslyze"] = common.package_version("sslyze")
     result.sslyze, result.verdicts["sslyze"] = _timed(runs, lambda: _sslyze(targets, root))
     result.sslyze_endpoints = len(result.verdicts["sslyze"])
@@ -128,6 +134,43 @@ def _measure(lab, result: LiveResult, runs: int, testssl_runs: int) -> None:
         result.versions["testssl.sh"] = common.command_version(["testssl", "--version"], r"3\.[0-9.]+[^ \x1b]*")
         result.testssl, result.verdicts["testssl.sh"] = _timed(testssl_runs, lambda: _testssl(targets, root))
         result.testssl_endpoints = len(result.verdicts["testssl.sh"])
+
+
+def _module_calls(every: list[probe.Endpoint], root: str, runs: int, result: LiveResult) -> None:
+    """Whole `ansible` runs of mail_tls_endpoint_info: all endpoints in one call against one endpoint per call (each
+    run the next one), interleaved."""
+    ansible = common.AnsibleCommand.find()
+    if ansible is None:
+        result.notes.append("module calls skipped: the project's virtualenv has no ansible (make venv)")
+        return
+
+    def command(selection: list[probe.Endpoint]) -> list[str]:
+        arguments = {"endpoints": [{"address": e.address, "port": e.port, "server_name": e.server_name,
+                                    "label": e.label} for e in selection],
+                     "roots": [root], "system_roots": False, "timeout": TIMEOUT, "concurrency": CONCURRENCY}
+        return ansible.module("mailops.tls.mail_tls_endpoint_info", json.dumps(arguments))
+
+    check = subprocess.run(command(every), capture_output=True, text=True, env=ansible.environment, check=False)
+    if check.returncode:
+        result.notes.append("module calls skipped: mail_tls_endpoint_info failed: "
+                            f"{(check.stdout + check.stderr).strip()[-400:]}")
+        return
+    result.verdicts["ours, module call"] = _module_verdicts(check.stdout)
+    singles = iter([command([every[(run * 7) % len(every)]]) for run in range(runs)])
+    timings = common.interleaved({"all": ansible.runner(command(every)),
+                                  "one": lambda: ansible.runner(next(singles))()}, runs)[0]
+    result.module_all, result.module_one = timings["all"].wall, timings["one"].wall
+
+
+def _module_verdicts(output: str) -> dict[str, str]:
+    """Verdict per endpoint label from `ansible`'s one-line result (`localhost | SUCCESS => {...}`)."""
+    returned = json.loads(output[output.index("{"):])
+    verdicts = {}
+    for endpoint in returned["endpoints"]:
+        errors = sorted({issue["code"] for issue in endpoint["issues"] if issue["severity"] == ERROR})
+        verdicts[endpoint["label"]] = ("ok" if endpoint["ok"] and not errors else
+                                       "not ok: " + ", ".join(errors or [endpoint["error"]["code"]]))
+    return verdicts
 
 
 def _timed(runs: int, measure) -> tuple[Sample, dict]:

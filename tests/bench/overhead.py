@@ -7,8 +7,6 @@ the 1,000-certificate pool.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -26,26 +24,15 @@ class OverheadResult:
 
 
 def run(leaf: Path, pool: Path, root: Path, runs: int = 7) -> OverheadResult:
-    venv = Path(os.environ.get("VENV", common.REPO / ".venv"))
-    ansible = venv / "bin" / "ansible"
-    if not ansible.exists():
-        return OverheadResult(skipped=f"{ansible} is missing (make venv)")
-    environment = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(common.COLLECTIONS),
-                   "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-                   "ANSIBLE_NOCOLOR": "true"}
-    base = [str(ansible), "localhost", "-i", "localhost,", "-c", "local", "-e",
-            f"ansible_python_interpreter={venv / 'bin' / 'python'}"]
+    ansible = common.AnsibleCommand.find()
+    if ansible is None:
+        return OverheadResult(skipped="the project's virtualenv has no ansible (make venv)")
     facts_args = f"path={leaf} pool={pool} roots={root} system_roots=false"
-    commands = {"ping": [*base, "-m", "ansible.builtin.ping"],
-                "facts": [*base, "-m", "mailops.tls.mail_tls_chain_facts", "-a", facts_args]}
+    commands = {"ping": ansible.module("ansible.builtin.ping"),
+                "facts": ansible.module("mailops.tls.mail_tls_chain_facts", facts_args)}
     for name, command in commands.items():
-        check = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-        if check.returncode:
-            return OverheadResult(skipped=f"{name} failed: {(check.stdout + check.stderr).strip()[-400:]}")
-
-    def call(command: list[str]):
-        return lambda: subprocess.run(command, capture_output=True, env=environment, check=True)
-
-    timings = common.interleaved({name: call(command) for name, command in commands.items()}, runs)[0]
-    version = common.command_version([str(ansible), "--version"], r"core [0-9.]+")
-    return OverheadResult(ping=timings["ping"], facts=timings["facts"], ansible=version)
+        failure = ansible.failure(command)
+        if failure:
+            return OverheadResult(skipped=f"{name} failed: {failure}")
+    timings = common.interleaved({name: ansible.runner(command) for name, command in commands.items()}, runs)[0]
+    return OverheadResult(ping=timings["ping"], facts=timings["facts"], ansible=ansible.version())
