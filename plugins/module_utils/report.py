@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
     DEPLOY_CODES,
@@ -27,6 +28,8 @@ from ansible_collections.mailops.tls.plugins.module_utils.findings import (
 from ansible_collections.mailops.tls.plugins.module_utils.policy import evaluate
 
 SCHEMA_VERSION = 1
+# Who found a finding: the host's own probe call, or the report's comparison of hosts (recomputed when merging).
+PROBE, COMPARISON = "probe", "comparison"
 PASS, WARN, FAIL, SKIPPED = "pass", "warn", "fail", "skipped"
 VERDICT_ORDER = {PASS: 0, WARN: 1, FAIL: 2}
 
@@ -154,7 +157,11 @@ def _verdict_of(statuses) -> str:
     return FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
 
 
-def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], fail_on, ignore) -> dict:
+def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], compared: Sequence[Finding], fail_on,
+                    ignore) -> dict:
+    """The report's entry for one endpoint: findings are its probe's, compared those the comparison of hosts added."""
+    from_comparison = {id(f) for f in compared}
+    findings = [*findings, *compared]
     verdict = evaluate(findings, fail_on, ignore)
     status_of = {}
     for f in findings:
@@ -197,7 +204,8 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], fail
         "expiry": _expiry(endpoint),
         "checks": checks,
         "findings": [dict(f.as_dict(), status=status_of[id(f)], check=CHECK_OF.get(f.code, "chain"),
-                          summary=CODES[f.code][1] if f.code in CODES else f.code, fix=FIXES.get(f.code, ""))
+                          summary=CODES[f.code][1] if f.code in CODES else f.code, fix=FIXES.get(f.code, ""),
+                          found_by=COMPARISON if id(f) in from_comparison else PROBE)
                      for f in findings],
     }
 
@@ -218,11 +226,10 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
     for host in hosts:
         for endpoint in (host.get("result") or {}).get("endpoints") or ():
             entries.append((host["name"], endpoint, [_finding_of(item) for item in endpoint.get("issues") or ()]))
-    for position, problems in _cross_host_mismatches(entries).items():
-        entries[position][2].extend(problems)
+    compared = _cross_host_mismatches(entries)
     judged: dict = defaultdict(list)
-    for host, endpoint, findings in entries:
-        judged[host].append(_judge_endpoint(host, endpoint, findings, fail_on, ignore))
+    for position, (host, endpoint, findings) in enumerate(entries):
+        judged[host].append(_judge_endpoint(host, endpoint, findings, compared.get(position, ()), fail_on, ignore))
     host_docs = []
     for host in hosts:
         if host.get("result") is None:
@@ -242,6 +249,53 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
         "services": _services(host_docs),
         "hosts": host_docs,
     }
+
+
+def hosts_from_reports(reports: Sequence[tuple[str, dict]]) -> list:
+    """build_report's hosts from the JSON reports of job slices, as (source, document) pairs: the probe results they
+    keep, without what their own comparison of hosts added, so that build_report compares all hosts at once.
+    Raises InputError for a document that is not such a report and for a host found in two of them."""
+    hosts, seen = [], {}
+    for source, document in reports:
+        if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
+            raise InputError(f"{source} is not a mailops.tls audit report (JSON with schema_version "
+                             f"{SCHEMA_VERSION}): give the JSON reports the audit wrote")
+        for host in document.get("hosts") or ():
+            if host["name"] in seen:
+                raise InputError(f"host {host['name']} is in {seen[host['name']]} and in {source}: merge the "
+                                 "reports of one run's slices, which audit each host once")
+            seen[host["name"]] = source
+            endpoints = [_stored_result(endpoint, source) for endpoint in host["endpoints"]]
+            hosts.append({"name": host["name"], "address": host.get("address"), "error": host.get("error"),
+                          "result": None if host.get("error") else {"endpoints": endpoints}})
+    return hosts
+
+
+def _stored_result(endpoint: dict, source: str) -> dict:
+    """One endpoint of a JSON report in the shape of a mail_tls_endpoint_info result, as _judge_endpoint reads it."""
+    if any("found_by" not in item for item in endpoint["findings"]):
+        raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
+                         "comparison of hosts added: audit those hosts again before merging")
+    chain = endpoint["chain"]
+    kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
+            "error", "tls_version", "cipher", "seconds")
+    return {
+        **{key: endpoint.get(key) for key in kept}, "ok": endpoint["reachable"], "complete": chain["complete"],
+        "ordered": chain["ordered"], "trusted": chain["trusted"],
+        "presented": [_stored_certificate(cert) for cert in chain["presented"]],
+        "root": _stored_certificate(chain["root"]),
+        # The report keeps the first expiry of the chain it built (root included), not that chain: as its only
+        # certificate, _expiry finds the same one again.
+        "chain": [endpoint["expiry"]] if endpoint.get("expiry") else [],
+        "issues": [item for item in endpoint["findings"] if item["found_by"] == PROBE],
+    }
+
+
+def _stored_certificate(summary: Optional[dict]) -> Optional[dict]:
+    if not summary:
+        return None
+    return {"subject": summary["subject"], "issuer": summary["issuer"], "fingerprints": {"sha256": summary["sha256"]},
+            "not_before": summary["not_before"], "not_after": summary["not_after"], "days_left": summary["days_left"]}
 
 
 def _services(host_docs: Sequence[dict]) -> list:

@@ -23,6 +23,9 @@ description:
     made, so each run changes them. Diff mode shows how each endpoint's verdict changed since the JSON report that
     O(json_path) held.
   - Usually run once on the controller (C(run_once) and C(delegate_to localhost)).
+  - With O(merge) instead of O(hosts), it puts together the JSON reports of the slices of one audit (AWX or
+    Automation Platform job slicing), compares the hosts of every slice again, judges them under this call's
+    policy and writes the reports of the whole fleet, as if one run had probed every host.
 author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
@@ -39,9 +42,9 @@ options:
   hosts:
     description:
       - One entry per audited host, in the order the report lists them.
+      - Exactly one of O(hosts) and O(merge) is required.
     type: list
     elements: dict
-    required: true
     suboptions:
       name:
         description:
@@ -61,6 +64,16 @@ options:
         description:
           - Why the host was not probed, when O(hosts[].result) is V(null).
         type: str
+  merge:
+    description:
+      - JSON reports this module wrote for the slices of one audit, to merge into one report, in the order their
+        hosts are listed.
+      - Each host must be in one of them only. C(backend_mismatch) findings that a slice's comparison of hosts
+        added are dropped and found again over all hosts; the probes' own findings are kept; C(days_left) stays as
+        each slice measured it.
+      - Exactly one of O(hosts) and O(merge) is required.
+    type: list
+    elements: path
   json_path:
     description:
       - Where to write the JSON report. Its directory must exist.
@@ -123,6 +136,14 @@ EXAMPLES = r"""
     that: report.passed
     fail_msg: "{{ report.summary_lines }}"
   run_once: true
+
+- name: Merge the JSON reports of the job slices of one audit into the fleet's reports
+  mailops.tls.mail_tls_report:
+    merge: "{{ query('ansible.builtin.fileglob', '/var/lib/audits/slices/mail-tls-*.json') | sort }}"
+    json_path: /var/lib/audits/mail-tls.json
+    html_path: /var/www/html/mail-tls.html
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
@@ -178,6 +199,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.errors import InputErr
 from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
+    hosts_from_reports,
     html_page,
     junit_xml,
     summary_lines,
@@ -186,12 +208,13 @@ from ansible_collections.mailops.tls.plugins.module_utils.report import (
 )
 
 ARGUMENT_SPEC = {
-    "hosts": {"type": "list", "elements": "dict", "required": True, "options": {
+    "hosts": {"type": "list", "elements": "dict", "options": {
         "name": {"type": "str", "required": True},
         "address": {"type": "str"},
         "result": {"type": "dict"},
         "error": {"type": "str"},
     }},
+    "merge": {"type": "list", "elements": "path"},
     "json_path": {"type": "path"},
     "junit_path": {"type": "path"},
     "html_path": {"type": "path"},
@@ -211,8 +234,23 @@ def previous_document(path) -> dict:
     return document if isinstance(document, dict) and document.get("schema_version") else {}
 
 
+def slice_reports(paths) -> list:
+    """(path, document) of each JSON report to merge."""
+    reports = []
+    for path in paths:
+        data = read_existing(path)
+        if data is None:
+            raise InputError(f"{path} does not exist: give the JSON reports of the audit's slices")
+        try:
+            reports.append((path, json.loads(data)))
+        except ValueError as exc:
+            raise InputError(f"{path} is not JSON ({exc}): give the JSON reports of the audit's slices") from None
+    return reports
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True,
+                           required_one_of=[("hosts", "merge")], mutually_exclusive=[("hosts", "merge")])
     params = module.params
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
     try:
@@ -220,7 +258,8 @@ def main() -> None:
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise InputError(f"the directory of {path} does not exist: create it first")
         before = previous_document(outputs.get("json"))
-        document = build_report(params["hosts"], params["fail_on"], params["ignore"], params["title"],
+        hosts = params["hosts"] if params["merge"] is None else hosts_from_reports(slice_reports(params["merge"]))
+        document = build_report(hosts, params["fail_on"], params["ignore"], params["title"],
                                 datetime.datetime.now(datetime.timezone.utc))
         rendered = {"json": json.dumps(document, indent=2, sort_keys=False) + "\n", "junit": junit_xml(document),
                     "html": html_page(document)}

@@ -24,6 +24,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.report import (
     FIXES,
     SCHEMA_VERSION,
     build_report,
+    hosts_from_reports,
     html_page,
     junit_xml,
     service_of,
@@ -144,6 +145,63 @@ def test_a_mismatch_the_probe_found_is_not_reported_twice(company, judgement):
     one_call = build_report([{"name": "lb", "result": host_result(judgement, results)}], generated_at=WHEN)
     codes = [f["code"] for f in one_call["hosts"][0]["endpoints"][2]["findings"]]
     assert codes.count("backend_mismatch") == 1
+
+
+def test_findings_say_whether_the_probe_or_the_comparison_of_hosts_found_them(document):
+    found_by = {(e["host"], e["service"], f["code"]): f["found_by"]
+                for h in document["hosts"] for e in h["endpoints"] for f in e["findings"]}
+    assert found_by[("mx2", "smtp", "backend_mismatch")] == "comparison"
+    assert found_by[("mx2", "smtp", "name_mismatch")] == "probe"
+    assert found_by[("mx3", "imaps", "connect_refused")] == "probe"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Merging the reports of job slices
+
+
+def test_merged_slices_give_the_report_of_one_run(fleet, document):
+    first, second = build_report(fleet[:2], generated_at=WHEN), build_report(fleet[2:], generated_at=WHEN)
+    merged = build_report(hosts_from_reports([("slice-1.json", first), ("slice-2.json", second)]), generated_at=WHEN)
+    assert merged == document
+
+
+def test_merging_compares_the_backends_of_every_slice_again(company, judgement):
+    """mx1 and mx2 tie in their slice, where the chain without errors (mx1's) wins; with mx3 and mx4, which serve
+    mx2's chain, the majority changes: the merged report flags mx1, not mx2."""
+    good = [company.leaf.der, company.intermediates[0].der]
+    other = [company.intermediates[0].leaf(NAME).der, company.intermediates[0].der]
+
+    def host(number: int, ders: list) -> dict:
+        address = f"192.0.2.{10 + number}"
+        results = [probe_result(f"mx{number}", address, "imaps", ders)]
+        return {"name": f"mx{number}", "address": address, "result": host_result(judgement, results)}
+
+    first = build_report([host(1, good), host(2, other)], generated_at=WHEN)
+    second = build_report([host(3, other), host(4, other)], generated_at=WHEN)
+    assert "backend_mismatch" in violated(endpoint(first, "mx2", "imaps"))
+    merged = build_report(hosts_from_reports([("slice-1.json", first), ("slice-2.json", second)]), generated_at=WHEN)
+    flagged = {h["name"] for h in merged["hosts"] if "backend_mismatch" in violated(h["endpoints"][0])}
+    assert flagged == {"mx1"}
+
+
+def test_merging_refuses_a_host_audited_twice(fleet):
+    first, second = build_report(fleet[:2], generated_at=WHEN), build_report(fleet[1:], generated_at=WHEN)
+    with pytest.raises(InputError, match=re.escape("host mx2 is in slice-1.json and in slice-2.json")):
+        hosts_from_reports([("slice-1.json", first), ("slice-2.json", second)])
+
+
+@pytest.mark.parametrize("other", [[], {"schema_version": 2, "hosts": []}, {"hosts": []}])
+def test_merging_refuses_what_is_not_an_audit_report(other):
+    with pytest.raises(InputError, match=re.escape("other.json is not a mailops.tls audit report")):
+        hosts_from_reports([("other.json", other)])
+
+
+def test_merging_refuses_reports_that_do_not_say_who_found_a_finding(document):
+    older = json.loads(json.dumps(document))
+    for item in (f for h in older["hosts"] for e in h["endpoints"] for f in e["findings"]):
+        del item["found_by"]
+    with pytest.raises(InputError, match=re.escape("old.json was written by a version of mailops.tls that")):
+        hosts_from_reports([("old.json", older)])
 
 
 def test_an_unreachable_endpoint_fails_its_connection_check_and_skips_the_others(document):
