@@ -47,18 +47,35 @@ def audit(lab, directory: Path, *options: str, **extra) -> PlaybookRun:
 
 @pytest.fixture(scope="module")
 def audits(lab, tmp_path_factory):
-    """(broken run, its reports, clean run, its reports): the audit with mx2 broken, then again after its reset in
-    the same place, in diff mode (its reports replace the first ones, which are kept as a copy)."""
+    """(broken run, its reports, clean run, its reports, merged slices run, their reports): the audit with mx2
+    broken; the same audit in two job slices (--limit) and their merge, while mx2 is still broken; then the
+    audit again after its reset in the same place, in diff mode (its reports replace the first ones, which are
+    kept as a copy)."""
     leaf = lab.pki.intermediate.leaf("other.example.test")
     directory = tmp_path_factory.mktemp("audit")
     lab.set_chain(BACKENDS.index(BROKEN), leaf.pem, leaf.key_pem())
+    slices = directory / "slices"
     try:
         broken = audit(lab, directory)
+        for number, hosts in enumerate(("mx1,mx2", "mx3,front"), 1):
+            audit(lab, directory, "--limit", hosts, mail_tls_audit_report_dir=str(slices),
+                  mail_tls_audit_report_name=f"mail-tls-audit-slice-{number}")
     finally:
         lab.reset_chain(BACKENDS.index(BROKEN))
+    merged = merge(directory, sorted(str(path) for path in slices.glob("mail-tls-audit-slice-*.json")))
     shutil.copytree(directory / "reports", directory / "broken-reports")
     clean = audit(lab, directory, "--diff")
-    return broken, directory / "broken-reports", clean, directory / "reports"
+    return broken, directory / "broken-reports", clean, directory / "reports", merged, directory / "merged"
+
+
+def merge(directory: Path, reports: list) -> PlaybookRun:
+    """Run the collection's playbooks/audit_merge.yml on the slices' JSON reports, writing into directory/merged."""
+    play = [{"name": "The merge playbook",
+             "ansible.builtin.import_playbook": str(REPO / "playbooks" / "audit_merge.yml")}]
+    (directory / "merged-run").mkdir()
+    settings = {"mail_tls_audit_merge": reports, "mail_tls_audit_report_dir": str(directory / "merged")}
+    (directory / "merge.json").write_text(json.dumps(settings))
+    return run_playbook(directory / "merged-run", play, args=("-e", f"@{directory / 'merge.json'}"))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +88,7 @@ def endpoints_of(document: dict, host: str) -> list:
 
 
 def test_the_play_fails_on_the_policy_after_writing_every_report(audits):
-    broken, reports, _clean, _reports = audits
+    broken, reports, *_others = audits
     assert broken.returncode == 2, broken.output
     written = sorted(p.name for p in reports.iterdir())
     assert written == ["mail-tls-audit.html", "mail-tls-audit.json", "mail-tls-audit.xml"]
@@ -89,7 +106,7 @@ def test_progress_is_one_line_per_host_as_its_probes_finish(audits):
 
 
 def test_clean_lab_passes(audits):
-    _broken, _reports, clean, reports = audits
+    _broken, _reports, clean, reports, *_merged = audits
     assert clean.returncode == 0, clean.output
     document = json.loads((reports / "mail-tls-audit.json").read_text())
     assert document["passed"] and document["summary"]["pass"] == 36
@@ -100,6 +117,25 @@ def test_diff_mode_shows_each_endpoint_verdict_change_since_the_last_report(audi
     assert "-mx2 imaps 127.0.0." in clean.stdout
     assert ":993 (mx2) imaps: fail (backend_mismatch, missing_intermediate, name_mismatch)" in clean.stdout
     assert ":993 (mx2) imaps: pass" in clean.stdout
+
+
+def test_merged_slices_judge_the_backends_as_the_whole_audit_did(audits, report):
+    merged, reports = audits[4:]
+    assert merged.returncode == 2, merged.output  # the policy fails, after the reports are written
+    assert sorted(p.name for p in reports.iterdir()) == ["mail-tls-audit.html", "mail-tls-audit.json",
+                                                       "mail-tls-audit.xml"]
+    document = json.loads((reports / "mail-tls-audit.json").read_text())
+    assert report_schema.errors(document, report_schema.load_schema()) == []
+    assert [h["name"] for h in document["hosts"]] == ["mx1", "mx2", "mx3", "front"]
+
+    def verdicts(of: dict, host: str) -> dict:
+        return {e["name"]: (e["verdict"], sorted(f["code"] for f in e["findings"] if f["status"] == "violation"))
+                for e in endpoints_of(of, host)}
+
+    for host in BACKENDS:  # the front hands on to a backend in turn: its chains differ from run to run
+        assert verdicts(document, host) == verdicts(report, host), host
+    assert f"{BROKEN}: 9 endpoint(s) fail: backend_mismatch (9), missing_intermediate (9), name_mismatch (9)" \
+        in merged.stdout
 
 
 def test_json_report_matches_its_schema_and_the_lab(report):
