@@ -118,8 +118,10 @@ class AnsibleCommand:
                 f"ansible_python_interpreter={venv / 'bin' / 'python'}")
         return cls(base, environment)
 
-    def module(self, name: str, arguments: str = "") -> list[str]:
-        return [*self.base, "-m", name, *(["-a", arguments] if arguments else [])]
+    def module(self, name: str, arguments: str = "", library: Optional[Path] = None) -> list[str]:
+        """The command running module name (from library, a directory of modules, when given)."""
+        return [*self.base, *(["-M", str(library)] if library else []), "-m", name,
+                *(["-a", arguments] if arguments else [])]
 
     def failure(self, command: list[str]) -> Optional[str]:
         """None when command succeeds, else the end of its output."""

@@ -157,8 +157,11 @@ def _module_calls(every: list[probe.Endpoint], root: str, runs: int, result: Liv
         return
     result.verdicts["ours, module call"] = _module_verdicts(check.stdout)
     singles = iter([command([every[(run * 7) % len(every)]]) for run in range(runs)])
-    timings = common.interleaved({"all": ansible.runner(command(every)),
-                                  "one": lambda: ansible.runner(next(singles))()}, runs)[0]
+
+    def one() -> object:
+        return ansible.runner(next(singles))()
+
+    timings = common.interleaved({"all": ansible.runner(command(every)), "one": one}, runs)[0]
     result.module_all, result.module_one = timings["all"].wall, timings["one"].wall
 
 

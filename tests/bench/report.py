@@ -141,12 +141,12 @@ def _rate(rate: Optional[float]) -> str:
 def overhead_table(result) -> Table:
     if result.skipped:
         return Table("Ansible overhead", ["skipped"], [[result.skipped]])
-    ratio = _ratio(result.facts.wall.median, result.ping.wall.median)
+    rows = [["ansible.builtin.ping", result.ping.wall.ms(), result.ping.cpu.ms(), ""]]
+    for name, timing in (("bench-only module that imports cryptography's x509 and returns", result.floor),
+                         ("mailops.tls.mail_tls_chain_facts (1,000-certificate pool)", result.facts)):
+        rows.append([name, timing.wall.ms(), timing.cpu.ms(), _ratio(timing.wall.median, result.ping.wall.median)])
     return Table(f"Ansible overhead: whole `ansible` process ({result.ansible or 'ansible-core'}), wall ms",
-                 ["module", "wall ms", "CPU ms", "vs ping"],
-                 [["ansible.builtin.ping", result.ping.wall.ms(), result.ping.cpu.ms(), ""],
-                  ["mailops.tls.mail_tls_chain_facts (1,000-certificate pool)", result.facts.wall.ms(),
-                   result.facts.cpu.ms(), ratio]])
+                 ["module", "wall ms", "CPU ms", "vs ping"], rows)
 
 
 def targets(pools: list[PoolResult], plain: dict[int, int], links: int, live: livemod.LiveResult,
@@ -216,7 +216,8 @@ def targets(pools: list[PoolResult], plain: dict[int, int], links: int, live: li
         ratio = overhead.facts.wall.median / overhead.ping.wall.median
         found.append(Target("module call within 1.1x of ansible.builtin.ping (whole process)", ratio <= 1.1,
                             f"{ratio:.2f}x ({overhead.facts.wall.median * 1e3:.0f} ms, ping "
-                            f"{overhead.ping.wall.median * 1e3:.0f} ms)"))
+                            f"{overhead.ping.wall.median * 1e3:.0f} ms; a module importing only cryptography's "
+                            f"x509: {overhead.floor.wall.median / overhead.ping.wall.median:.2f}x)"))
     return found
 
 

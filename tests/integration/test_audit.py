@@ -122,8 +122,8 @@ def test_diff_mode_shows_each_endpoint_verdict_change_since_the_last_report(audi
 def test_merged_slices_judge_the_backends_as_the_whole_audit_did(audits, report):
     merged, reports = audits[4:]
     assert merged.returncode == 2, merged.output  # the policy fails, after the reports are written
-    assert sorted(p.name for p in reports.iterdir()) == ["mail-tls-audit.html", "mail-tls-audit.json",
-                                                       "mail-tls-audit.xml"]
+    written = sorted(p.name for p in reports.iterdir())
+    assert written == ["mail-tls-audit.html", "mail-tls-audit.json", "mail-tls-audit.xml"]
     document = json.loads((reports / "mail-tls-audit.json").read_text())
     assert report_schema.errors(document, report_schema.load_schema()) == []
     assert [h["name"] for h in document["hosts"]] == ["mx1", "mx2", "mx3", "front"]
