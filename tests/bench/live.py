@@ -281,13 +281,38 @@ def _testssl_verdict(output: Path) -> str:
     return "ok" if not problems else "not ok: " + ", ".join(problems)
 
 
-def agreement(result: LiveResult, tool: str) -> tuple[int, int, list[str]]:
-    """(agreeing, compared, disagreements) between ours and tool on the endpoints tool covers."""
+@dataclass(frozen=True)
+class Agreement:
+    """A tool's verdicts against ours on the endpoints it covers."""
+
+    agree: int
+    compared: int
+    differ: list[str]
+    # Endpoints ours judged ok where the tool did not finish its own scan (for example sslyze's BUG_IN_SSLYZE on
+    # its SMTP STARTTLS): the tool gave no verdict to compare, which the tables say.
+    unjudged: list[str]
+
+    def text(self, tool: str, suffix: str = "") -> str:
+        words = f"{self.agree}/{self.compared}{suffix}"
+        if self.differ:
+            words += " (" + "; ".join(self.differ[:3]) + ")"
+        if self.unjudged:
+            words += f"; {tool} gave no verdict on {len(self.unjudged)} (" + "; ".join(self.unjudged[:3]) + ")"
+        return words
+
+
+def agreement(result: LiveResult, tool: str, tool_errors_judge: bool = False) -> Agreement:
+    """Ours against tool on the endpoints tool covers; with tool_errors_judge (our own module call), an error of
+    the tool counts as its verdict instead of as no verdict."""
     ours, theirs = result.verdicts.get("ours", {}), result.verdicts.get(tool, {})
-    compared = [label for label in theirs if label in ours]
+    covered = [label for label in theirs if label in ours]
+    unjudged = [label for label in covered
+                if not tool_errors_judge and theirs[label].startswith("error") and ours[label] == "ok"]
+    compared = [label for label in covered if label not in unjudged]
     differ = [f"{label}: ours {ours[label]}, {tool} {theirs[label]}" for label in compared
               if (ours[label] == "ok") != (theirs[label] == "ok")]
-    return len(compared) - len(differ), len(compared), differ
+    return Agreement(len(compared) - len(differ), len(compared), differ,
+                     [f"{label}: {theirs[label]}" for label in unjudged])
 
 
 def throughput(sample: Optional[Sample], count: int) -> Optional[float]:

@@ -107,8 +107,8 @@ def live_table(result: livemod.LiveResult) -> Table:
     table = Table("Live probing of the lab: 3 backends x 8 ports (wall s, median (min-max))",
                   ["what", "endpoints", "seconds", "endpoints/s", "ours / tool (throughput)", "same verdicts"], [])
     ours_rate = livemod.throughput(result.ours_all, result.endpoints)
-    agree, compared, differ = livemod.agreement(result, "ours, module call")
-    module_verdicts = f"{agree}/{compared} as the library" + (" (" + "; ".join(differ[:3]) + ")" if differ else "")
+    module_verdicts = livemod.agreement(result, "ours, module call", tool_errors_judge=True).text(
+        "the module", " as the library")
     for what, count, sample, verdicts in (
             ("ours, one module call (`ansible` process) for all", result.endpoints, result.module_all, module_verdicts),
             ("ours, one module call (`ansible` process) for one", 1, result.module_one, ""),
@@ -121,11 +121,9 @@ def live_table(result: livemod.LiveResult) -> Table:
         if sample is None:
             table.rows.append([tool, "-", "not run", "-", "-", "-"])
             continue
-        agree, compared, differ = livemod.agreement(result, tool)
         rate = livemod.throughput(sample, count)
-        verdicts = f"{agree}/{compared}" + (" (" + "; ".join(differ[:3]) + ")" if differ else "")
         table.rows.append([f"{tool} {result.versions.get(tool) or ''}".strip(), str(count), _seconds(sample),
-                           _rate(rate), _ratio(ours_rate, rate), verdicts])
+                           _rate(rate), _ratio(ours_rate, rate), livemod.agreement(result, tool).text(tool)])
     table.note = " ".join(result.notes)
     return table
 
@@ -191,9 +189,9 @@ def targets(pools: list[PoolResult], plain: dict[int, int], links: int, live: li
                    f"({live.ours_all.median * 1e3:.0f} ms for 24, {live.ours_one.median * 1e3:.0f} ms for one)")
         if live.module_all and live.module_one:
             ratio = live.module_all.median / live.module_one.median
-            agree, compared, _differ = livemod.agreement(live, "ours, module call")
+            same = livemod.agreement(live, "ours, module call", tool_errors_judge=True)
             found.append(Target("24 endpoints in one call within 1.5x of one endpoint",
-                                ratio <= 1.5 and compared == live.endpoints and agree == compared,
+                                ratio <= 1.5 and same.compared == live.endpoints and same.agree == same.compared,
                                 f"{ratio:.2f}x (module calls: {live.module_all.median * 1e3:.0f} ms for 24, "
                                 f"{live.module_one.median * 1e3:.0f} ms for one); {library}"))
         else:
@@ -203,13 +201,13 @@ def targets(pools: list[PoolResult], plain: dict[int, int], links: int, live: li
         for tool, sample, count, factor in (("sslyze", live.sslyze, live.sslyze_endpoints, 3),
                                             ("testssl.sh", live.testssl, live.testssl_endpoints, 20)):
             rate = livemod.throughput(sample, count)
-            agree, compared, _differ = livemod.agreement(live, tool)
+            same = livemod.agreement(live, tool)
             if not rate:
                 found.append(Target(f">= {factor}x {tool}'s throughput, same verdicts", None, "not run"))
                 continue
             found.append(Target(f">= {factor}x {tool}'s throughput, same verdicts",
-                                ours_rate / rate >= factor and agree == compared,
-                                f"{ours_rate / rate:.1f}x, verdicts agree on {agree}/{compared}"))
+                                ours_rate / rate >= factor and same.compared > 0 and same.agree == same.compared,
+                                f"{ours_rate / rate:.1f}x, verdicts agree on {same.text(tool)}"))
     elif live.skipped:
         found.append(Target("live targets (24 vs 1, sslyze, testssl.sh)", None, f"skipped: {live.skipped}"))
     if overhead and not overhead.skipped:
