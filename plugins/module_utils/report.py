@@ -255,20 +255,31 @@ def hosts_from_reports(reports: Sequence[tuple[str, dict]]) -> list:
     """build_report's hosts from the JSON reports of job slices, as (source, document) pairs: the probe results they
     keep, without what their own comparison of hosts added, so that build_report compares all hosts at once.
     Raises InputError for a document that is not such a report and for a host found in two of them."""
-    hosts, seen = [], {}
+    hosts: list = []
+    seen: dict = {}
     for source, document in reports:
         if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
             raise InputError(f"{source} is not a mailops.tls audit report (JSON with schema_version "
                              f"{SCHEMA_VERSION}): give the JSON reports the audit wrote")
-        for host in document.get("hosts") or ():
-            if host["name"] in seen:
-                raise InputError(f"host {host['name']} is in {seen[host['name']]} and in {source}: merge the "
-                                 "reports of one run's slices, which audit each host once")
-            seen[host["name"]] = source
-            endpoints = [_stored_result(endpoint, source) for endpoint in host["endpoints"]]
-            hosts.append({"name": host["name"], "address": host.get("address"), "error": host.get("error"),
-                          "result": None if host.get("error") else {"endpoints": endpoints}})
+        try:
+            _add_stored_hosts(hosts, seen, source, document)
+        except (KeyError, TypeError, AttributeError) as exc:
+            reason = (f"the field {exc} is missing" if isinstance(exc, KeyError)
+                      else f"a field has the wrong type ({exc})")
+            raise InputError(f"{source} is not a complete mailops.tls audit report: {reason}; give the JSON reports "
+                             "the audit wrote, unchanged") from None
     return hosts
+
+
+def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> None:
+    for host in document.get("hosts") or ():
+        if host["name"] in seen:
+            raise InputError(f"host {host['name']} is in {seen[host['name']]} and in {source}: merge the reports of "
+                             "one run's slices, which audit each host once")
+        seen[host["name"]] = source
+        endpoints = [_stored_result(endpoint, source) for endpoint in host["endpoints"]]
+        hosts.append({"name": host["name"], "address": host.get("address"), "error": host.get("error"),
+                      "result": None if host.get("error") else {"endpoints": endpoints}})
 
 
 def _stored_result(endpoint: dict, source: str) -> dict:

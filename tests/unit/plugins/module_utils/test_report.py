@@ -196,6 +196,19 @@ def test_merging_refuses_what_is_not_an_audit_report(other):
         hosts_from_reports([("other.json", other)])
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (lambda doc: doc["hosts"][0].pop("endpoints"), "the field 'endpoints' is missing"),
+    (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "the field 'chain' is missing"),
+    (lambda doc: doc["hosts"][0].update(endpoints=7), "a field has the wrong type"),
+])
+def test_merging_refuses_a_damaged_report_naming_what_is_wrong(document, damage, reason):
+    damaged = json.loads(json.dumps(document))
+    damage(damaged)
+    expected = f"edited.json is not a complete mailops.tls audit report: {reason}"
+    with pytest.raises(InputError, match=re.escape(expected)):
+        hosts_from_reports([("edited.json", damaged)])
+
+
 def test_merging_refuses_reports_that_do_not_say_who_found_a_finding(document):
     older = json.loads(json.dumps(document))
     for item in (f for h in older["hosts"] for e in h["endpoints"] for f in e["findings"]):
