@@ -123,10 +123,10 @@ class AnsibleCommand:
         return [*self.base, *(["-M", str(library)] if library else []), "-m", name,
                 *(["-a", arguments] if arguments else [])]
 
-    def failure(self, command: list[str]) -> Optional[str]:
-        """None when command succeeds, else the end of its output."""
-        check = subprocess.run(command, capture_output=True, text=True, env=self.environment, check=False)
-        return (check.stdout + check.stderr).strip()[-400:] if check.returncode else None
+    def run(self, command: list[str]) -> tuple[bool, str]:
+        """Run command once: (True, its output) when it succeeds, else (False, the end of its output and errors)."""
+        done = subprocess.run(command, capture_output=True, text=True, env=self.environment, check=False)
+        return (True, done.stdout) if done.returncode == 0 else (False, (done.stdout + done.stderr).strip()[-400:])
 
     def runner(self, command: list[str]) -> Callable[[], object]:
         """A call that runs command (output discarded), for clock() and interleaved()."""

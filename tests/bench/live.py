@@ -150,12 +150,11 @@ def _module_calls(every: list[probe.Endpoint], root: str, runs: int, result: Liv
                      "roots": [root], "system_roots": False, "timeout": TIMEOUT, "concurrency": CONCURRENCY}
         return ansible.module("mailops.tls.mail_tls_endpoint_info", json.dumps(arguments))
 
-    check = subprocess.run(command(every), capture_output=True, text=True, env=ansible.environment, check=False)
-    if check.returncode:
-        result.notes.append("module calls skipped: mail_tls_endpoint_info failed: "
-                            f"{(check.stdout + check.stderr).strip()[-400:]}")
+    succeeded, output = ansible.run(command(every))
+    if not succeeded:
+        result.notes.append(f"module calls skipped: mail_tls_endpoint_info failed: {output}")
         return
-    result.verdicts["ours, module call"] = _module_verdicts(check.stdout)
+    result.verdicts["ours, module call"] = _module_verdicts(output)
     singles = iter([command([every[(run * 7) % len(every)]]) for run in range(runs)])
 
     def one() -> object:

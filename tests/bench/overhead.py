@@ -34,9 +34,9 @@ def run(leaf: Path, pool: Path, root: Path, runs: int = 7) -> OverheadResult:
                 "floor": ansible.module("bench_cryptography_floor", library=Path(__file__).parent / "modules"),
                 "facts": ansible.module("mailops.tls.mail_tls_chain_facts", facts_args)}
     for name, command in commands.items():
-        failure = ansible.failure(command)
-        if failure:
-            return OverheadResult(skipped=f"{name} failed: {failure}")
+        succeeded, output = ansible.run(command)
+        if not succeeded:
+            return OverheadResult(skipped=f"{name} failed: {output}")
     timings = common.interleaved({name: ansible.runner(command) for name, command in commands.items()}, runs)[0]
     return OverheadResult(ping=timings["ping"], facts=timings["facts"], floor=timings["floor"],
                           ansible=ansible.version())
