@@ -22,7 +22,7 @@ def read_existing(path: str) -> Optional[bytes]:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise InputError(f"{path} is a directory, where a file is to be written: choose another name") from None
+        raise InputError(f"{path} is a directory, not a file: give the path of a file") from None
     except OSError as exc:
         raise InputError(f"{path} cannot be read: {exc.strerror}") from None
 

@@ -272,7 +272,7 @@ def hosts_from_reports(reports: Sequence[tuple[str, dict]]) -> list:
 
 
 def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> None:
-    for host in document.get("hosts") or ():
+    for host in document["hosts"]:
         if host["name"] in seen:
             raise InputError(f"host {host['name']} is in {seen[host['name']]} and in {source}: merge the reports of "
                              "one run's slices, which audit each host once")

@@ -238,8 +238,6 @@ def slice_reports(paths) -> list:
     """(path, document) of each JSON report to merge."""
     reports = []
     for path in paths:
-        if os.path.isdir(path):
-            raise InputError(f"{path} is a directory: give the JSON report files of the audit's slices")
         data = read_existing(path)
         if data is None:
             raise InputError(f"{path} does not exist: give the JSON reports of the audit's slices")

@@ -197,6 +197,7 @@ def test_merging_refuses_what_is_not_an_audit_report(other):
 
 
 @pytest.mark.parametrize("damage, reason", [
+    (lambda doc: doc.pop("hosts"), "the field 'hosts' is missing"),
     (lambda doc: doc["hosts"][0].pop("endpoints"), "the field 'endpoints' is missing"),
     (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "the field 'chain' is missing"),
     (lambda doc: doc["hosts"][0].update(endpoints=7), "a field has the wrong type"),

@@ -69,7 +69,7 @@ def test_merge_in_check_mode_writes_nothing(tmp_path, slices):
     ("missing", "slice-3.json does not exist: give the JSON reports of the audit's slices"),
     ("not json", "slice-3.json is not JSON"),
     ("other json", "slice-3.json is not a mailops.tls audit report"),
-    ("directory", "slice-3.json is a directory: give the JSON report files"),
+    ("directory", "slice-3.json is a directory, not a file"),
 ])
 def test_merge_refuses_what_it_cannot_merge(tmp_path, slices, damage, message):
     third = tmp_path / "slice-3.json"
