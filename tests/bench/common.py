@@ -83,14 +83,18 @@ def clock(function: Callable[[], object]) -> tuple[tuple[float, float], object]:
     return (time.perf_counter() - wall, cpu_seconds() - cpu), result
 
 
+def in_turn(names: list[str], turn: int) -> list[str]:
+    """The order of the tools in round turn: each round starts with the next tool."""
+    return names[turn % len(names):] + names[:turn % len(names)]
+
+
 def interleaved(tools: dict[str, Callable[[], object]], runs: int) -> tuple[dict[str, Timing], dict[str, object]]:
     """Time every tool runs times, taking turns (each round starts with the next tool) so that load on a shared
     machine falls on all of them alike; returns timings and each tool's last result."""
     seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
     results: dict[str, object] = {}
-    names = list(tools)
     for run in range(runs):
-        for name in names[run % len(names):] + names[:run % len(names)]:
+        for name in in_turn(list(tools), run):
             elapsed, results[name] = clock(tools[name])
             seconds[name].append(elapsed)
     return {name: Timing.of(values) for name, values in seconds.items()}, results
