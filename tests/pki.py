@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -93,9 +93,11 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
                path_length: Optional[int] = None, key_ids: bool = True, basic_constraints: bool = True,
                key_usage: Optional[str] = "default", server_auth: bool = True, pss: bool = False,
                hash_algorithm=None, aia_ca_issuers: Optional[str] = None, serial: Optional[int] = None,
-               signing_key=None, subject_key_id: Optional[bytes] = None) -> x509.Certificate:
+               signing_key=None, subject_key_id: Optional[bytes] = None,
+               raw_extensions: Sequence[tuple[x509.ObjectIdentifier, bytes]] = ()) -> x509.Certificate:
     """Build one certificate; issuer None makes it self-signed. subject_key_id replaces the SKI derived from
-    public_key (to build look-alike CAs)."""
+    public_key (to build look-alike CAs); raw_extensions adds (OID, DER value) extensions as they are, even values
+    that do not parse as that OID's extension."""
     signer_key = signing_key or (issuer.key if issuer else None)
     issuer_name = issuer.cert.subject if issuer else subject
     builder = (x509.CertificateBuilder()
@@ -127,6 +129,8 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
             else signing_key.public_key()
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key),
                                         critical=False)
+    for oid, value in raw_extensions:
+        builder = builder.add_extension(x509.UnrecognizedExtension(oid, value), critical=False)
     if aia_ca_issuers:
         builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
             x509.oid.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_ca_issuers))]),
@@ -200,6 +204,38 @@ def hierarchy(*dns_names: str, depth: int = 1, key_type: str = "ecdsa", leaf_key
         intermediates.append(issuer)
     leaf = issuer.leaf(*names, key_type=leaf_key_type or key_type, **leaf_options)
     return Hierarchy(top, intermediates, leaf)
+
+
+def resigned(issued: Issued, signer: Issued, edit: Callable[[bytes], bytes]) -> Issued:
+    """issued with its tbsCertificate changed by edit and signed again by signer (SHA-256): a certificate with a
+    valid signature that no builder makes, such as one whose public key cannot be used."""
+    tbs = edit(issued.cert.tbs_certificate_bytes)
+    der = issued.der
+    after_tbs = _header_length(der) + len(issued.cert.tbs_certificate_bytes)
+    algorithm = der[after_tbs:after_tbs + _element_length(der[after_tbs:])]
+    if isinstance(signer.key, rsa.RSAPrivateKey):
+        signature = signer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = signer.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return Issued(x509.load_der_x509_certificate(_tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature))),
+                  issued.key)
+
+
+def _header_length(der: bytes) -> int:
+    return 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
+
+
+def _element_length(der: bytes) -> int:
+    header = _header_length(der)
+    return header + (int.from_bytes(der[2:header], "big") if header > 2 else der[1])
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + length.to_bytes(size, "big") + content
 
 
 def pem_bundle(*issued: Issued) -> bytes:

@@ -216,22 +216,23 @@ def _index(request: Request) -> tuple[chainlib.CertificateIndex, tuple[Finding, 
         try:
             index.add(loaded, chainlib.GIVEN)
         except (DerError, ValueError) as exc:
-            findings.append(_damaged(loaded, exc, ERROR))
+            findings.append(_damaged(loaded.location, exc, ERROR))
     return index, tuple(findings)
 
 
 def _load_findings(request: Request, index: chainlib.CertificateIndex, given_findings: tuple[Finding, ...]
                    ) -> tuple[Finding, ...]:
     """The given certificates' parse errors, then the pool's and anchors' damage found so far (warnings)."""
-    base_damage = [_damaged(loaded, exc, WARNING) for _order, loaded, _role, exc in index.base_damaged]
+    base_damage = [_damaged(location, exc, WARNING) for _order, location, exc in index.base_damaged]
     # Damage outside the bundle only helps less: a warning, as for certificates that fail to index above.
     load_damage = [dataclasses.replace(f, severity=WARNING) for f in request.pool.findings + request.roots.findings
                    if f.code == "parse_error"]
     return (*given_findings, *base_damage, *load_damage)
 
 
-def _damaged(loaded: LoadedCertificate, exc: Exception, severity: str) -> Finding:
-    return finding("parse_error", f"{loaded.location} cannot be read: the certificate is damaged ({exc})",
+def _damaged(location: str, exc: Exception, severity: str) -> Finding:
+    reason = exc if isinstance(exc, certlib.UnreadableCertificate) else f"the certificate is damaged ({exc})"
+    return finding("parse_error", f"{location} cannot be read: {reason}",
                    severity=severity)
 
 

@@ -149,15 +149,52 @@ def _iso(value: datetime.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class UnreadableCertificate(ValueError):
+    """A part of a certificate that cryptography parses only when asked (its names, extensions or public key) is
+    damaged, or its key is of an algorithm cryptography cannot use. The message is the whole reason."""
+
+
 def load_der(der: bytes):
-    """Parse a DER certificate with cryptography; raises ValueError when damaged."""
-    return x509.load_der_x509_certificate(der)
+    """Parse a DER certificate with cryptography; raises ValueError when damaged. Names, extensions and the public
+    key are parsed later, when read: describe() and read_public_key() raise UnreadableCertificate for them."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:
+        raise ValueError(f"its version field says {exc.parsed_version}, where X.509 has 0 to 2") from None
+
+
+def read_public_key(cert):
+    """cert's public key; UnreadableCertificate when it is damaged or of an algorithm cryptography cannot use."""
+    try:
+        return cert.public_key()
+    except UnsupportedAlgorithm as exc:
+        raise UnreadableCertificate(f"the certificate's public key is of an algorithm cryptography cannot use ({exc}); "
+                                    "mail clients need an RSA, ECDSA or EdDSA key: get a certificate for one") from None
+    except ValueError as exc:
+        raise UnreadableCertificate(f"the certificate's public key is damaged ({exc}); get a fresh copy from the "
+                                    "CA") from None
+
+
+def read_name(cert, which: str):
+    """cert's subject or issuer (which) as a cryptography Name; UnreadableCertificate when it cannot be parsed."""
+    return _read_part(f"{which} name", lambda: getattr(cert, which))
+
+
+def _read_part(part: str, read):
+    try:
+        return read()
+    # cryptography 36 raises KeyError for a name value of an unknown string type
+    except (ValueError, KeyError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise UnreadableCertificate(f"the certificate's {part} cannot be parsed ({exc}); get a fresh copy from the CA, "
+                                    "or a corrected certificate if the copy is what the CA sent") from None
 
 
 def describe(cert, raw: derlib.RawCertificate, public_key, self_signed: bool) -> CertInfo:
-    """Summarise a parsed certificate, given its indexed DER (raw) and its public key, which callers already have."""
-    subject = cert.subject
-    extensions = {type(extension.value): extension.value for extension in cert.extensions}
+    """Summarise a parsed certificate, given its indexed DER (raw) and its public key, which callers already have;
+    UnreadableCertificate when its names or extensions cannot be parsed."""
+    subject, issuer = read_name(cert, "subject"), read_name(cert, "issuer")
+    extensions = _read_part("extensions", lambda: {type(extension.value): extension.value
+                                                   for extension in cert.extensions})
     constraints = extensions.get(x509.BasicConstraints)
     usage = extensions.get(x509.KeyUsage)
     eku = extensions.get(x509.ExtendedKeyUsage)
@@ -166,7 +203,7 @@ def describe(cert, raw: derlib.RawCertificate, public_key, self_signed: bool) ->
     key_type, key_size, curve = key_description(public_key)
     sig_oid, sig_hash = signature_hash(cert, raw.der)
     return CertInfo(
-        subject=printable(subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
+        subject=printable(subject.rfc4514_string()), issuer=printable(issuer.rfc4514_string()),
         common_names=tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)),
         dns_names=tuple(san.get_values_for_type(x509.DNSName)) if san else (),
         ip_addresses=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)) if san else (),

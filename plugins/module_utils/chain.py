@@ -51,6 +51,7 @@ class Node:
         self._cert = None
         self._public_key = None
         self._info: Optional[certlib.CertInfo] = None
+        self.unreadable: Optional[ValueError] = None  # why its DER, key, names or extensions cannot be parsed
         self._self_signed: Optional[bool] = None
         self.has_signed = False  # its key verified a child's signature: tried first among same-name candidates
         self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
@@ -65,14 +66,25 @@ class Node:
     def public_key(self):
         """The certificate's public key, extracted once: a pool issuer may verify many children."""
         if self._public_key is None:
-            self._public_key = self.cert.public_key()
+            self._public_key = certlib.read_public_key(self.cert)
         return self._public_key
+
+    def readable(self) -> bool:
+        """Whether it can be described: cryptography parses names, extensions and the public key only when they are
+        read, and a description reads them all. The error is kept in self.unreadable."""
+        if self._info is None and self.unreadable is None:
+            try:
+                self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw, self.public_key,
+                                                                               self.self_signed)
+            except ValueError as exc:
+                self.unreadable = exc
+        return self.unreadable is None
 
     @property
     def info(self) -> certlib.CertInfo:
-        if self._info is None:
-            self._info = self.twin.info if self.twin else certlib.describe(self.cert, self.raw, self.public_key,
-                                                                           self.self_signed)
+        """Its description; raises self.unreadable when it cannot be described (see readable())."""
+        if not self.readable():
+            raise self.unreadable
         return self._info
 
     @property
@@ -107,7 +119,7 @@ class CertificateIndex:
     def __init__(self, base: Optional[CertificateIndex] = None) -> None:
         self.nodes: dict[bytes, Node] = {}
         self.given: list[Node] = []
-        self.damaged: list[tuple[int, LoadedCertificate, str, Exception]] = []
+        self.damaged: list[tuple[int, str, Exception]] = []  # (order, location, error), in order
         self._by_subject: dict[bytes, list[Node]] = defaultdict(list)
         self._by_key_id: Optional[dict[bytes, list[Node]]] = None
         self._base = base
@@ -121,25 +133,29 @@ class CertificateIndex:
         self._given_before: dict[bytes, Node] = {}
 
     @property
-    def base_damaged(self) -> list[tuple[int, LoadedCertificate, str, Exception]]:
+    def base_damaged(self) -> list[tuple[int, str, Exception]]:
         """Damage found so far among the pool and anchor certificates (of the base, for an index on one)."""
         return self._base.damaged if self._base is not None else self.damaged
 
     def add(self, loaded: LoadedCertificate, role: str) -> Node:
-        """Add a certificate in a role; raises derlib.DerError when its DER is damaged."""
+        """Add a certificate in a role; raises ValueError (derlib.DerError, certlib.UnreadableCertificate) when it
+        is damaged. A given certificate is described at once, so that damage shows here."""
         digest = hashlib.sha256(loaded.der).digest()
         node = self.nodes.get(digest)
         if node is None:
-            node = self._new_node(derlib.parse_certificate(loaded.der), digest, self._count)
-            self._count += 1
+            node = Node(derlib.parse_certificate(loaded.der), digest, self._count)
             if role == GIVEN and self._base is not None:
                 same = next((n for n in self._base.subject_nodes(node.raw.subject) if n.digest == digest), None)
                 if same is not None:
                     node.copy_roles(same)
-                node.twin = same or self._base._given_before.setdefault(digest, node)
-                if node.twin is node:
-                    node.twin = None
-            elif role == GIVEN and self._lazy is not None:
+                node.twin = same or self._base._given_before.get(digest)
+            if role == GIVEN and not node.readable():
+                raise node.unreadable
+            if role == GIVEN and self._base is not None and node.twin is None:
+                self._base._given_before[digest] = node
+            self._register(node)
+            self._count += 1
+            if role == GIVEN and self._base is None and self._lazy is not None:
                 self._lazy.find_subject(node.raw.subject)  # its roles in the pool or among the anchors
         if role == GIVEN:
             node.given.append(len(self.given))
@@ -172,19 +188,17 @@ class CertificateIndex:
             try:
                 self._materialize(self._count + number, certificates[number], lazy.role(number))
             except ValueError as exc:
-                self.damaged.append((self._count + number, certificates[number], lazy.role(number), exc))
+                self._damaged(self._count + number, certificates[number], lazy.role(number), exc)
         self._count += len(certificates)
         if len(odd) < len(certificates):
             self._lazy = lazy
             for node in list(self.given):
                 self._lazy.find_subject(node.raw.subject)
 
-    def _new_node(self, raw: derlib.RawCertificate, digest: bytes, order: int) -> Node:
-        node = Node(raw, digest, order)
-        self.nodes[digest] = node
-        self._by_subject[raw.subject].append(node)
+    def _register(self, node: Node) -> None:
+        self.nodes[node.digest] = node
+        self._by_subject[node.raw.subject].append(node)
         self._by_key_id = None
-        return node
 
     def _materialize(self, order: int, loaded: LoadedCertificate, role: str,
                      raw: Optional[derlib.RawCertificate] = None) -> None:
@@ -192,12 +206,21 @@ class CertificateIndex:
         digest = hashlib.sha256(loaded.der).digest()
         node = self.nodes.get(digest)
         if node is None:
-            node = self._new_node(raw or derlib.parse_certificate(loaded.der), digest, order)
+            node = Node(raw or derlib.parse_certificate(loaded.der), digest, order)
+            self._register(node)
         _add_role(node, loaded, role)
 
     def _damaged(self, order: int, loaded: LoadedCertificate, role: str, error: Exception) -> None:
-        self.damaged.append((order, loaded, role, error))
+        self._record_damage(order, f"{loaded.location} ({ROLE_NAMES[role]})", error)
+
+    def _record_damage(self, order: int, location: str, error: Exception) -> None:
+        self.damaged.append((order, location, error))
         self.damaged.sort(key=lambda item: item[0])
+
+    def unreadable_found(self, node: Node) -> None:
+        """Record that a pool or anchor certificate a search reached cannot be read (node.unreadable says why)."""
+        owner = self._base if self._base is not None else self
+        owner._record_damage(node.order, node.first_location, node.unreadable)
 
     def subject_nodes(self, subject: bytes) -> list[Node]:
         """Every certificate whose raw subject is subject, in input order (given first)."""
@@ -356,7 +379,7 @@ def _plausible(candidates, child: Node) -> list[Node]:
 def _same_name(parent: Node, child: Node) -> bool:
     """parent's subject is child's issuer once parsed (RFC 5280 name chaining, whatever the string types)."""
     try:
-        return parent.cert.subject == child.cert.issuer
+        return certlib.read_name(parent.cert, "subject") == certlib.read_name(child.cert, "issuer")
     except ValueError:
         return False
 
@@ -419,17 +442,29 @@ class _Search:
             self.checks += 1
             result = self.index.signatures.get(key)
             if result is None:
-                try:
-                    result = certlib.signature_verifies(child.cert, child.raw.der, parent.public_key)
-                except ValueError:
-                    result = False
+                result = self._signed(child, parent)
                 self.index.signatures[key] = result
             self.verified[key] = result
             if result:
                 parent.has_signed = True
-            else:
+            elif parent.unreadable is None:
                 self.failed.append((child, parent))
         return self.verified[key]
+
+    def _signed(self, child: Node, parent: Node) -> bool:
+        """Whether parent's key verifies child's signature. A parent that cannot be read issued nothing usable: its
+        damage is recorded instead. Only a parent whose key verified is described, as a path then needs it."""
+        if parent.unreadable is not None:  # recorded when a search first reached it
+            return False
+        try:
+            verified = certlib.signature_verifies(child.cert, child.raw.der, parent.public_key)
+        except ValueError as exc:  # the parent's DER or public key
+            parent.unreadable = exc
+            verified = False
+        if parent.unreadable is None and (not verified or parent.readable()):
+            return verified
+        self.index.unreadable_found(parent)
+        return False
 
     def visit(self, path: tuple[Node, ...]) -> None:
         if len(self.paths) >= MAX_PATHS:

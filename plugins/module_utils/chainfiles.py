@@ -351,9 +351,10 @@ def describe_key(key: LoadedKey) -> str:
 def _describe_certificate(position: int, der: bytes) -> list[str]:
     try:
         cert = certlib.load_der(der)
+        subject = certlib.read_name(cert, "subject").rfc4514_string()
     except ValueError as exc:
         return [f"[{position}] damaged certificate ({exc}), SHA-256 {certlib.sha256_hex(der)}"]
-    return [f"[{position}] subject: {cert.subject.rfc4514_string()}",
+    return [f"[{position}] subject: {subject}",
             f"    valid: {certlib.not_before(cert):%Y-%m-%dT%H:%M:%SZ} to {certlib.not_after(cert):%Y-%m-%dT%H:%M:%SZ}",
             f"    SHA-256: {certlib.sha256_hex(der)}"]
 

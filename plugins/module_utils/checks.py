@@ -177,7 +177,7 @@ def check_bad_signature(facts: Facts) -> Iterator[Finding]:
     ruled_out = set(facts.index.name_only_candidates(top)) - set(facts.index.issuer_candidates(top))
     for parent in facts.index.name_only_candidates(top):
         if parent is not top and (parent in failed or parent in ruled_out) and (
-                parent.given or parent.anchor == "supplied"):
+                parent.given or parent.anchor == "supplied") and parent.readable():
             yield finding("bad_signature", f"{label(top)} names '{parent.info.subject}' as its issuer, but the key of "
                           f"{label(parent)} did not sign it: that is another certificate with the same name (a "
                           "re-keyed or look-alike CA); get the intermediate that really issued it", ref(top))

@@ -18,15 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
+from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
-from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding, finding
 
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from cryptography import x509
-    # cryptography's serialization, PKCS#7 and PKCS#12 code is imported where keys and envelopes are read: it
-    # adds about 30 ms to the start of every module run, and most runs read plain PEM certificates only.
+# cryptography's serialization, PKCS#7 and PKCS#12 code is imported where keys and envelopes are read: it adds
+# about 30 ms to the start of every module run, and most runs read plain PEM certificates only.
 
 _BEGIN = b"-----BEGIN "
 _END = b"-----END "
@@ -111,7 +109,8 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
                                          "END line; copy the whole block again"))
             continue
         if end_label != label:
-            findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END {end_label.decode()}"))
+            findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END "
+                                         f"{end_label.decode('ascii', 'backslashreplace')}"))
             continue
         if label in _KEY_LABELS:
             loaded = _load_pem_key(_canonical_pem(label, body), source, number, passphrases)
@@ -218,7 +217,7 @@ def _certificate(der: bytes, source: str, block: int, check: bool, trusted: bool
         der = der[:length]
         if check:
             derlib.parse_certificate(der)
-            x509.load_der_x509_certificate(der)
+            certlib.load_der(der)
     except ValueError as exc:
         return Loaded(findings=(_parse_error(source, block, f"the certificate is damaged ({exc}); "
                                              "get a fresh copy from the CA"),))

@@ -74,11 +74,13 @@ def describe_der(der: bytes, source: str, index: Optional[int] = None) -> ChainE
     try:
         cert = certlib.load_der(der)
         raw = derlib.parse_certificate(der)
+        public_key = certlib.read_public_key(cert)
+        self_signed = raw.subject == raw.issuer and certlib.signature_verifies(cert, der, public_key)
+        return ChainEntry(certlib.describe(cert, raw, public_key, self_signed), index, source, der)
+    except certlib.UnreadableCertificate as exc:
+        raise InputError(f"{source} cannot be published: {exc}") from None
     except ValueError as exc:
         raise InputError(f"the certificate in {source} is damaged ({exc}); get a fresh copy from the CA") from None
-    public_key = cert.public_key()
-    self_signed = raw.subject == raw.issuer and certlib.signature_verifies(cert, der, public_key)
-    return ChainEntry(certlib.describe(cert, raw, public_key, self_signed), index, source, der)
 
 
 def _distinct(certificates: Sequence[LoadedCertificate]) -> list[LoadedCertificate]:
@@ -188,7 +190,7 @@ def describe_file(data: Optional[bytes]) -> str:
         return f"({len(data)} bytes that hold no certificate)"
     der = loaded.certificates[0].der
     try:
-        subject = certlib.printable(certlib.load_der(der).subject.rfc4514_string())
+        subject = certlib.printable(certlib.read_name(certlib.load_der(der), "subject").rfc4514_string())
     except ValueError:
         return f"(a damaged certificate, SHA-256 {certlib.sha256_hex(der)})"
     return f"{subject}, SHA-256 {certlib.sha256_hex(der)}"

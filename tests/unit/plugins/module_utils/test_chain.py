@@ -2,9 +2,11 @@
 """Tests for chain.py: path building over generated PKIs, proved by signature, through analysis.analyze."""
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import itertools
+import random
 from typing import Optional
 
 import pki
@@ -531,3 +533,130 @@ def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):
     assert result.trusted
     found = only(result, "parse_error")
     assert found.severity == "warning" and "block 1 of pool.pem" in found.message
+
+
+# A SET where CRLDistributionPoints has a SEQUENCE: intact DER that cryptography parses only when extensions are read.
+UNPARSABLE_EXTENSION = [(x509.oid.ExtensionOID.CRL_DISTRIBUTION_POINTS, b"\x31\x00")]
+P256 = bytes.fromhex("2a8648ce3d030107")  # the OID of the curve, as in every ECDSA test key's SubjectPublicKeyInfo
+
+
+def unusable_key(issued: pki.Issued, signer: pki.Issued, how: str) -> pki.Issued:
+    """issued, signed again by signer, with a public key cryptography cannot use: on an unknown curve (newer
+    cryptography raises UnsupportedAlgorithm, older ValueError) or a point off its curve (ValueError)."""
+    def edit(tbs: bytes) -> bytes:
+        end = tbs.index(P256) + len(P256)
+        if how == "unknown curve":
+            return tbs[:end - 1] + b"\x09" + tbs[end:]
+        x = end + 4  # after the curve: BIT STRING 03 42, no unused bits 00, uncompressed point 04, then x
+        return tbs[:x] + bytes((tbs[x] ^ 0xFF,)) + tbs[x + 1:]
+    return pki.resigned(issued, signer, edit)
+
+
+def duplicate_extension(issuer: pki.Issued) -> pki.Issued:
+    """A leaf with two extensions of one OID (builders refuse that, so the second OID is rewritten and the leaf
+    signed again); cryptography raises DuplicateExtension when the extensions are read."""
+    private = [(x509.ObjectIdentifier(f"1.3.6.1.4.1.1.{arc}"), b"\x05\x00") for arc in (1, 2)]
+    return pki.resigned(issuer.leaf(MAIL, raw_extensions=private), issuer,
+                        lambda tbs: tbs.replace(bytes.fromhex("2b0601040101 02"), bytes.fromhex("2b0601040101 01")))
+
+
+@pytest.mark.parametrize("spoil", ["value", "duplicate"])
+def test_given_certificate_whose_extensions_cannot_be_parsed_is_a_parse_error(deep, spoil):
+    """cryptography parses extensions only when they are read: a given certificate is read whole at once, so the
+    damage is an error naming its block, not a traceback later, and the rest of the bundle is still analysed."""
+    issuer = deep.intermediates[-1]
+    spoiled = (issuer.leaf(MAIL, raw_extensions=UNPARSABLE_EXTENSION) if spoil == "value"
+               else duplicate_extension(issuer))
+    result = analyze([spoiled, *deep.served_chain], roots=[deep.root])
+    found = only(result, "parse_error")
+    assert found.severity == "error", found
+    assert found.message.startswith("block 1 of bundle.pem cannot be read: the certificate's extensions cannot be "
+                                    "parsed ("), found.message
+    assert result.trusted and chain_of(result) == fingerprints(deep.served_chain)
+
+
+@pytest.mark.parametrize("how", ["unknown curve", "point off the curve"])
+def test_given_certificate_whose_public_key_cannot_be_used_is_a_parse_error(deep, how):
+    issuer = deep.intermediates[-1]
+    spoiled = unusable_key(issuer.leaf(MAIL), issuer, how)
+    result = analyze([spoiled, *deep.served_chain], roots=[deep.root])
+    found = only(result, "parse_error")
+    assert found.severity == "error" and found.message.startswith(
+        "block 1 of bundle.pem cannot be read: the certificate's public key "), found.message
+    assert result.trusted and chain_of(result) == fingerprints(deep.served_chain)
+
+
+def spoiled_issuer(deep, part: str) -> pki.Issued:
+    """The leaf's issuer again, signed by its own issuer, with extensions or a public key that cannot be parsed."""
+    top, issuer = deep.intermediates
+    if part == "extensions":  # the same key: it verifies the leaf's signature, and only then is it read whole
+        return top.issue(subject=issuer.subject, ca=True, key=issuer.key, raw_extensions=UNPARSABLE_EXTENSION)
+    return unusable_key(issuer, top, "point off the curve")
+
+
+@pytest.mark.parametrize("part", ["extensions", "public key"])
+def test_pool_issuer_that_cannot_be_read_is_reported_and_not_used(deep, part):
+    """A pool CA is read when a search reaches it: one whose extensions or key cannot be parsed is a warning naming
+    it, not a traceback and not a bad signature, and the chain stops below it."""
+    result = analyze([deep.leaf], pool=[spoiled_issuer(deep, part), deep.intermediates[0]], roots=[deep.root])
+    found = only(result, "parse_error")
+    assert found.severity == "warning" and found.message.startswith(
+        f"block 1 of pool.pem (pool) cannot be read: the certificate's {part} "), found.message
+    assert not result.trusted and chain_of(result) == fingerprints([deep.leaf])
+    assert "missing_intermediate" in codes(result) and "bad_signature" not in codes(result)
+
+
+def test_unreadable_twin_of_the_issuer_does_not_hide_the_real_one(deep):
+    result = analyze([deep.leaf], pool=[spoiled_issuer(deep, "extensions"), *reversed(deep.intermediates)],
+                     roots=[deep.root])
+    assert only(result, "parse_error").severity == "warning"
+    assert result.trusted and chain_of(result) == fingerprints(deep.served_chain)
+
+
+@pytest.mark.parametrize("part", ["extensions", "public key"])
+def test_unreadable_pool_issuer_is_reported_once_for_every_leaf_of_a_shared_pool(deep, part):
+    """Leaves judged on one loaded pool (an audit's endpoints): each result names the damage, once."""
+    judgement = analysis.Judgement(pool=loaded([spoiled_issuer(deep, part), deep.intermediates[0]], "pool.pem",
+                                               check=False), roots=loaded([deep.root], "roots.pem"))
+    issuer = deep.intermediates[-1]
+    for leaf in (deep.leaf, issuer.leaf("mx2.example.test"), issuer.leaf("mx3.example.test")):
+        result = analysis.analyze(judgement.request(loaded([leaf])))
+        assert only(result, "parse_error").severity == "warning" and not result.trusted
+
+
+def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
+    """Bytes changed, cut or inserted anywhere in the certificates of a bundle and a pool, 300 times: every input is
+    analysed, and damage becomes parse_error findings. The PKI is new in each run, so a failure shows its input."""
+    rng = random.Random(20261130)
+
+    def mutated(der: bytes) -> bytes:
+        data = bytearray(der)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            kind = rng.randrange(3)
+            if kind == 0:
+                data[at] = rng.randrange(256)
+            elif kind == 1:
+                del data[at:at + rng.randint(1, 16)]
+            else:
+                data[at:at] = rng.randbytes(rng.randint(1, 8))
+        return bytes(data)
+
+    def pem(ders) -> bytes:
+        return b"".join(b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+                        for der in ders)
+
+    bundle = [item.der for item in deep.served_chain]
+    damaged = 0
+    for _case in range(300):
+        given = pem(mutated(der) if rng.random() < 0.5 else der for der in bundle)
+        pool = pem([mutated(deep.intermediates[0].der), *bundle[1:]])
+        try:
+            result = analysis.analyze(analysis.Request(
+                certificates=load.load_bytes(given, "bundle.pem"), pool=load.load_bytes(pool, "pool.pem", check=False),
+                roots=load.load_bytes(deep.root.pem, "roots.pem"), names=(MAIL,)))
+        except Exception as exc:  # pylint: disable=broad-exception-caught # anything but findings fails
+            pytest.fail(f"{exc!r} for the bundle\n{given.decode()}\nwith the pool\n{pool.decode()}\n"
+                        f"and the root\n{deep.root.pem.decode()}")
+        damaged += "parse_error" in codes(result)
+    assert damaged > 100  # the mutations reached the parsers, not only signatures

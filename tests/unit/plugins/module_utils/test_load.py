@@ -446,6 +446,8 @@ DAMAGE = {
                                 ["base64"]),
     "label-mismatch": (lambda p: p[0] + p[1].replace(b"END CERTIFICATE", b"END PRIVATE KEY") + p[2],
                        [(0, 1), (2, 3)], 2, ["BEGIN CERTIFICATE", "END PRIVATE KEY"]),
+    "label-mismatch-not-ascii": (lambda p: p[0] + p[1].replace(b"END CERTIFICATE", b"END CERTIFICAT\xc9") + p[2],
+                                 [(0, 1), (2, 3)], 2, ["BEGIN CERTIFICATE ends with END CERTIFICAT\\xc9"]),
     "damaged-der-truncated": (lambda p: p[0] + _pem("CERTIFICATE", _der(p[1])[:-10]) + p[2],
                               [(0, 1), (2, 3)], 2, ["damaged"]),
     "damaged-der-extension": (lambda p: p[0] + _pem("CERTIFICATE", _empty_extension(_der(p[1]))) + p[2],
