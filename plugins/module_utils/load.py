@@ -225,13 +225,28 @@ def _certificate(der: bytes, source: str, block: int, check: bool, trusted: bool
 
 
 def _pkcs7(der: bytes, source: str, block: int) -> Loaded:
+    try:
+        certs = _pkcs7_certificates(der)
+    except ValueError as exc:
+        return Loaded(findings=(_parse_error(source, block, f"the PKCS#7 structure is damaged or holds no "
+                                             f"certificates ({exc})"),))
+    return Loaded(certificates=tuple(LoadedCertificate(_der(cert), source, block) for cert in certs))
+
+
+def _pkcs7_certificates(der: bytes) -> list:
+    """The certificates of a PKCS#7 SignedData; ValueError for damage, another PKCS#7 content type (cryptography:
+    UnsupportedAlgorithm), a certificate with an invalid version (InvalidVersion) or, with cryptography 36, some
+    damage OpenSSL reports without a reason (InternalError)."""
+    from cryptography import x509
+    from cryptography.exceptions import InternalError, UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import pkcs7
 
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(der)
-    except ValueError as exc:
-        return Loaded(findings=(_parse_error(source, block, f"the PKCS#7 structure is damaged ({exc})"),))
-    return Loaded(certificates=tuple(LoadedCertificate(_der(cert), source, block) for cert in certs))
+        return pkcs7.load_der_pkcs7_certificates(der)
+    except UnsupportedAlgorithm as exc:
+        raise ValueError(f"it is not a certificate bundle (SignedData): {exc}") from None
+    except (InternalError, x509.InvalidVersion) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _der(cert) -> bytes:
@@ -280,7 +295,6 @@ def _no_secrets(exc: Exception) -> str:
 
 def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.serialization import pkcs7
 
     reasons = []
     try:
@@ -290,7 +304,7 @@ def _load_binary(data: bytes, source: str, passphrases, check: bool) -> Loaded:
         reasons.append(f"not a DER certificate ({exc})")
     try:
         return Loaded(certificates=tuple(LoadedCertificate(_der(c), source, n)
-                                         for n, c in enumerate(pkcs7.load_der_pkcs7_certificates(data), 1)))
+                                         for n, c in enumerate(_pkcs7_certificates(data), 1)))
     except ValueError:
         reasons.append("not PKCS#7")
     pkcs12_result = _pkcs12(data, source, passphrases)

@@ -197,6 +197,39 @@ def test_pkcs7_pem_after_a_certificate_has_block_number_two(chain, tmp_path):
     assert Counter(c.der for c in loaded.certificates) == Counter(issued.der for issued in chain)
 
 
+# A PKCS#7 ContentInfo of type data (1.2.840.113549.1.7.1) holding "content": PKCS#7, but no SignedData with
+# certificates (cryptography raises UnsupportedAlgorithm for it).
+PKCS7_DATA = bytes.fromhex("3016 06092a864886f70d010701 a009 0407") + b"content"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (PKCS7_DATA, "bundle.p7b cannot be read: it is neither PEM nor DER, PKCS#7, PKCS#12"),
+    (b"-----BEGIN PKCS7-----\n" + base64.encodebytes(PKCS7_DATA) + b"-----END PKCS7-----\n",
+     "block 1 of bundle.p7b cannot be read: the PKCS#7 structure is damaged or holds no certificates (it is not a "
+     "certificate bundle (SignedData): "),
+], ids=["der", "pem"])
+def test_pkcs7_that_is_not_a_certificate_bundle_is_a_parse_error(data, message):
+    loaded = load_bytes(data, "bundle.p7b")
+    assert loaded.certificates == () and [f.code for f in loaded.findings] == ["parse_error"]
+    assert loaded.findings[0].message.startswith(message), loaded.findings[0].message
+
+
+# The version field of every tbsCertificate here ([0] INTEGER 2, i.e. v3), and the same field saying 5.
+VERSION_3, VERSION_6 = bytes.fromhex("a003020102"), bytes.fromhex("a003020105")
+
+
+@pytest.mark.parametrize(("envelope", "message"), [
+    ("der", "leaf.bin cannot be read: the certificate is damaged (its version field says 5, where X.509 has 0 to 2)"),
+    ("pkcs7", "leaf.bin cannot be read: it is neither PEM nor DER, PKCS#7, PKCS#12"),
+])
+def test_certificate_with_an_impossible_version_is_a_parse_error(chain, tmp_path, envelope, message):
+    """cryptography raises InvalidVersion, which is no ValueError, for a version field above 2."""
+    data = chain[0].der if envelope == "der" else _pkcs7(chain[:1], ENC.DER, tmp_path)
+    loaded = load_bytes(data.replace(VERSION_3, VERSION_6, 1), "leaf.bin")
+    assert loaded.certificates == () and [f.code for f in loaded.findings] == ["parse_error"]
+    assert message in loaded.findings[0].message, loaded.findings[0].message
+
+
 @pytest.mark.parametrize(("encryption", "passphrases", "with_key"), [
     (PASSPHRASE, (PASSPHRASE,), True),
     (PASSPHRASE, (WRONG, PASSPHRASE), True),
