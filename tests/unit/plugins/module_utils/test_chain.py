@@ -631,7 +631,7 @@ def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
 
     def mutated(der: bytes) -> bytes:
         data = bytearray(der)
-        for _ in range(rng.randint(1, 3)):
+        for _change in range(rng.randint(1, 3)):
             at = rng.randrange(len(data))
             kind = rng.randrange(3)
             if kind == 0:
