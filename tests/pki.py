@@ -207,16 +207,14 @@ def hierarchy(*dns_names: str, depth: int = 1, key_type: str = "ecdsa", leaf_key
 
 
 def resigned(issued: Issued, signer: Issued, edit: Callable[[bytes], bytes]) -> Issued:
-    """issued with its tbsCertificate changed by edit and signed again by signer (SHA-256): a certificate with a
-    valid signature that no builder makes, such as one whose public key cannot be used."""
+    """issued (an ECDSA-with-SHA-256 certificate, the default here) with its tbsCertificate changed by edit and
+    signed again by signer, an ECDSA CA: a certificate with a valid signature that no builder makes, such as one
+    whose public key cannot be used."""
     tbs = edit(issued.cert.tbs_certificate_bytes)
     der = issued.der
     after_tbs = _header_length(der) + len(issued.cert.tbs_certificate_bytes)
     algorithm = der[after_tbs:after_tbs + _element_length(der[after_tbs:])]
-    if isinstance(signer.key, rsa.RSAPrivateKey):
-        signature = signer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        signature = signer.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    signature = signer.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
     return Issued(x509.load_der_x509_certificate(_tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature))),
                   issued.key)
 
