@@ -214,6 +214,16 @@ def test_pkcs7_that_is_not_a_certificate_bundle_is_a_parse_error(data, message):
     assert loaded.findings[0].message.startswith(message), loaded.findings[0].message
 
 
+def test_pkcs7_of_an_unknown_content_type_is_a_parse_error(chain, tmp_path):
+    """cryptography raises UnsupportedAlgorithm for it, and cryptography 36 InternalError: neither is a ValueError."""
+    signed_data = bytes.fromhex("06092a864886f70d010702")  # contentType 1.2.840.113549.1.7.2, pkcs7-signedData
+    unknown = bytes.fromhex("06092a864886f70d01077f")  # 1.2.840.113549.1.7.127
+    data = _pkcs7(chain, ENC.DER, tmp_path).replace(signed_data, unknown, 1)
+    loaded = load_bytes(data, "bundle.p7b")
+    assert loaded.certificates == () and [f.code for f in loaded.findings] == ["parse_error"]
+    assert "not PKCS#7" in loaded.findings[0].message, loaded.findings[0].message
+
+
 # The version field of every tbsCertificate here ([0] INTEGER 2, i.e. v3), and the same field saying 5.
 VERSION_3, VERSION_6 = bytes.fromhex("a003020102"), bytes.fromhex("a003020105")
 
