@@ -206,6 +206,11 @@ def hierarchy(*dns_names: str, depth: int = 1, key_type: str = "ecdsa", leaf_key
     return Hierarchy(top, intermediates, leaf)
 
 
+# For raw_extensions: a SET where CRLDistributionPoints has a SEQUENCE, DER that cryptography parses only when the
+# extensions are read.
+UNPARSABLE_EXTENSION = ((x509.oid.ExtensionOID.CRL_DISTRIBUTION_POINTS, b"\x31\x00"),)
+
+
 def resigned(issued: Issued, signer: Issued, edit: Callable[[bytes], bytes]) -> Issued:
     """issued (an ECDSA-with-SHA-256 certificate, the default here) with its tbsCertificate changed by edit and
     signed again by signer, an ECDSA CA: a certificate with a valid signature that no builder makes, such as one

@@ -535,8 +535,6 @@ def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):
     assert found.severity == "warning" and "block 1 of pool.pem" in found.message
 
 
-# A SET where CRLDistributionPoints has a SEQUENCE: intact DER that cryptography parses only when extensions are read.
-UNPARSABLE_EXTENSION = [(x509.oid.ExtensionOID.CRL_DISTRIBUTION_POINTS, b"\x31\x00")]
 P256 = bytes.fromhex("2a8648ce3d030107")  # the OID of the curve, as in every ECDSA test key's SubjectPublicKeyInfo
 
 
@@ -565,7 +563,7 @@ def test_given_certificate_whose_extensions_cannot_be_parsed_is_a_parse_error(de
     """cryptography parses extensions only when they are read: a given certificate is read whole at once, so the
     damage is an error naming its block, not a traceback later, and the rest of the bundle is still analysed."""
     issuer = deep.intermediates[-1]
-    spoiled = (issuer.leaf(MAIL, raw_extensions=UNPARSABLE_EXTENSION) if spoil == "value"
+    spoiled = (issuer.leaf(MAIL, raw_extensions=pki.UNPARSABLE_EXTENSION) if spoil == "value"
                else duplicate_extension(issuer))
     result = analyze([spoiled, *deep.served_chain], roots=[deep.root])
     found = only(result, "parse_error")
@@ -590,7 +588,7 @@ def spoiled_issuer(deep, part: str) -> pki.Issued:
     """The leaf's issuer again, signed by its own issuer, with extensions or a public key that cannot be parsed."""
     top, issuer = deep.intermediates
     if part == "extensions":  # the same key: it verifies the leaf's signature, and only then is it read whole
-        return top.issue(subject=issuer.subject, ca=True, key=issuer.key, raw_extensions=UNPARSABLE_EXTENSION)
+        return top.issue(subject=issuer.subject, ca=True, key=issuer.key, raw_extensions=pki.UNPARSABLE_EXTENSION)
     return unusable_key(issuer, top, "point off the curve")
 
 

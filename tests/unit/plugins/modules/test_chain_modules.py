@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
@@ -100,12 +99,8 @@ def test_bad_input_fails_with_a_clear_message_and_no_traceback(tmp_path, args, e
     assert "Traceback" not in json.dumps(result)
 
 
-# A SET where CRLDistributionPoints has a SEQUENCE: intact DER that cryptography parses only when extensions are read.
-UNPARSABLE_EXTENSION = [(x509.oid.ExtensionOID.CRL_DISTRIBUTION_POINTS, b"\x31\x00")]
-
-
 def test_facts_module_reports_a_certificate_it_cannot_read_whole_and_builds_from_the_rest(tmp_path, files, company):
-    spoiled = company.intermediates[-1].leaf("mail.example.test", raw_extensions=UNPARSABLE_EXTENSION)
+    spoiled = company.intermediates[-1].leaf("mail.example.test", raw_extensions=pki.UNPARSABLE_EXTENSION)
     bundle = tmp_path / "spoiled.pem"
     bundle.write_bytes(spoiled.pem + Path(files["good"]).read_bytes())
     result = run_task(tmp_path, "mailops.tls.mail_tls_chain_facts",
@@ -120,7 +115,7 @@ def test_facts_module_reports_a_certificate_it_cannot_read_whole_and_builds_from
 
 def test_root_info_refuses_a_root_it_cannot_read_whole_with_the_reason(tmp_path):
     root = tmp_path / "root.pem"
-    root.write_bytes(pki.root(raw_extensions=UNPARSABLE_EXTENSION).pem)
+    root.write_bytes(pki.root(raw_extensions=pki.UNPARSABLE_EXTENSION).pem)
     result = run_task(tmp_path, "mailops.tls.mail_tls_root_info", {"path": [str(root)], "system_roots": False})
     assert result["failed"] is True
     assert result["msg"].startswith(f"block 1 of {root} cannot be published: the certificate's extensions cannot be "
