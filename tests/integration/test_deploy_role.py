@@ -109,6 +109,12 @@ class Run:
         return f"exit {self.returncode}, stats {self.stats}, failures {failed}\n{self.stdout[-3000:]}"
 
 
+@pytest.fixture(scope="module", params=["host", "trixie"])
+def lab(request, lab_on):
+    """Every test runs on this machine's Postfix and Dovecot and on Debian 13's (Postfix 3.10, Dovecot 2.4)."""
+    return lab_on(request.param)
+
+
 @pytest.fixture(scope="module")
 def inventory(lab, tmp_path_factory) -> Path:
     return deploy_inventory.write_inventory(lab, tmp_path_factory.mktemp("deploy") / "inventory.yml")
@@ -255,7 +261,8 @@ def test_messy_pile_is_served_on_every_port_of_every_backend_and_the_front(lab, 
         assert set(result["reloaded"]) == {"postfix", "dovecot"}
         dropin = deploy_inventory.dropin_path(backend).read_text().splitlines()
         assert [line for line in dropin if line and not line.startswith("#")] == [
-            f"ssl_cert = <{backend.cert_file}", f"ssl_key = <{backend.key_file}"]
+            lab.dovecot_file_setting("ssl_cert", backend.cert_file),
+            lab.dovecot_file_setting("ssl_key", backend.key_file)]
         assert f"!include_try {deploy_inventory.dropin_path(backend)}" in backend.dovecot_conf.read_text()
     balancer = run.fact(lab.backends[0].name, "mail_tls_deploy_load_balancer_result")
     assert balancer["passed"] and balancer["probes"] == len(SERVICES) * 2 * len(lab.backends), balancer
@@ -459,11 +466,11 @@ def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
     cafile.chmod(0o644)
     tmp_path.chmod(0o755)
     postconf = ["postconf", "-c", str(backend.postfix_dir)]
-    subprocess.run([*postconf, "-e", f"smtpd_tls_CAfile={cafile}"], check=True)
-    subprocess.run([*postconf, "-P", f"{backend.address}:587/inet/smtpd_tls_chain_files={backend.chain_key_file}"],
-                   check=True)
+    subprocess.run(lab.distro.command([*postconf, "-e", f"smtpd_tls_CAfile={cafile}"]), check=True)
+    subprocess.run(lab.distro.command(
+        [*postconf, "-P", f"{backend.address}:587/inet/smtpd_tls_chain_files={backend.chain_key_file}"]), check=True)
     with backend.dovecot_conf.open("a") as conf:
-        conf.write(f"ssl_ca = <{cafile}\n")
+        conf.write(lab.dovecot_file_setting("ssl_ca", cafile) + "\n")
     run = playbook(dict(pile["vars"], mail_tls_deploy_load_balancer={}), limit="mx1")  # mx2, mx3 keep their chain
     assert run.returncode == 0, str(run)
     result = run.fact("mx1")
@@ -497,7 +504,7 @@ def test_second_chain_is_deployed_beside_the_first(lab, playbook, restore_lab, t
         alt_chain = backend.tls_dir / "postfix-chain-alt.pem"
         assert result["postfix_settings"] == {"smtpd_tls_chain_files": f"{backend.chain_key_file}, {alt_chain}"}
         dropin = deploy_inventory.dropin_path(backend).read_text()
-        assert f"ssl_alt_cert = <{backend.tls_dir / 'fullchain-alt.pem'}" in dropin
+        assert lab.dovecot_file_setting("ssl_alt_cert", backend.tls_dir / "fullchain-alt.pem") in dropin
     finally:
         for name in ("postfix-chain-alt.pem", "fullchain-alt.pem", "key-alt.pem"):
             (backend.tls_dir / name).unlink(missing_ok=True)
