@@ -508,3 +508,32 @@ def test_second_chain_is_deployed_beside_the_first(lab, playbook, restore_lab, t
     finally:
         for name in ("postfix-chain-alt.pem", "fullchain-alt.pem", "key-alt.pem"):
             (backend.tls_dir / name).unlink(missing_ok=True)
+
+
+def test_dovecot_setting_read_after_the_dropin_is_named_and_rolled_back(lab, playbook, restore_lab, tmp_path):
+    """Injection on mx1: dovecot.conf includes the drop-in and then names the certificate files again (the lab's
+    old ones), while the role writes new file names. Dovecot keeps serving the old chain: the role names the
+    overriding setting (read from Dovecot 2.4's ssl_server filter on Debian 13), the live verification fails on
+    Dovecot's ports and the deployment is rolled back."""
+    backend = lab.backend("mx1")
+    pile = make_pile(lab, tmp_path / "pile")
+    with backend.dovecot_conf.open("a") as conf:
+        conf.write(f"!include_try {deploy_inventory.dropin_path(backend)}\n"
+                   f"{lab.dovecot_file_setting('ssl_cert', backend.cert_file)}\n"
+                   f"{lab.dovecot_file_setting('ssl_key', backend.key_file)}\n")
+    new_files = {"mail_tls_deploy_dovecot_cert_file": str(backend.tls_dir / "fullchain-new.pem"),
+                 "mail_tls_deploy_dovecot_key_file": str(backend.tls_dir / "key-new.pem")}
+    try:
+        run = playbook(dict(pile["vars"], **new_files, mail_tls_deploy_load_balancer={}), limit="mx1")
+        assert run.returncode != 0, str(run)
+        result = run.fact("mx1")
+        assert result["rolled_back"] and not result["succeeded"], result
+        overridden = [w["message"] for w in result["warnings"]
+                      if (w["code"], w["service"]) == ("setting_overridden", "dovecot")]
+        cert_setting = lab.dovecot_file_setting("ssl_cert", "").split(" = ")[0]
+        assert any(f"effective {cert_setting} is " in message and str(backend.cert_file) in message
+                   for message in overridden), result["warnings"]
+        assert served_leaves(backend.address) == {s: {fingerprint(lab.pki.leaf.der)} for s in SERVICES}
+    finally:
+        for path in new_files.values():
+            Path(path).unlink(missing_ok=True)
