@@ -18,12 +18,13 @@ SANITY_ROOT := $(BUILD)/sanity
 
 STEP := bash tests/tools/step.sh
 
-.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean ansible-lint molecule
+.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest unit-distros sanity changelog-lint integration test \
+	demo bench collection-link clean ansible-lint molecule
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench clean"
-	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest unit-distros sanity changelog-lint integration"
+	@echo "         test demo bench clean"
+	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule (what CI runs)"
 
 venv:
 	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
@@ -49,6 +50,11 @@ unit-oldest: venv-oldest
 	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
 
+# The module tests through Ansible on Debian 12's and Debian 13's own Python and cryptography (root: apt, chroot).
+unit-distros: venv collection-link
+	@$(STEP) "unit-distros: tests/unit/plugins/modules on Debian 12's and Debian 13's python3 and cryptography" \
+		bash tests/tools/distros.sh $(VENV)
+
 sanity: venv
 	@$(STEP) "sanity: ansible-test sanity on a copy in $(SANITY_ROOT)" \
 		bash tests/tools/sanity.sh $(VENV) $(SANITY_ROOT)
@@ -66,18 +72,20 @@ ansible-lint: venv collection-link
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --offline --profile production \
 		roles/ playbooks/ extensions/molecule/
 
-# The deploy role's molecule scenario (extensions/molecule/default): the lab on 127.0.0.210-213, no containers,
-# no dependency step (no Galaxy). Needs root like the lab; about 4 minutes.
+# The deploy role's molecule scenarios: default (this machine's daemons, the lab on 127.0.0.210-213) and trixie
+# (the same playbooks on Debian 13's daemons, 127.0.0.230-233); no containers, no dependency step (no Galaxy).
+# Needs root like the lab; about 3 minutes each.
 molecule: venv collection-link
-	@$(STEP) "molecule: molecule test (extensions/molecule/default, the lab on loopback)" env \
+	@for scenario in default trixie; do \
+		$(STEP) "molecule: molecule test --scenario-name $$scenario (the lab on loopback)" env \
 		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
-		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test --scenario-name default
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test --scenario-name $$scenario || exit 1; done
 
 integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule
+test: lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule
 	@echo
 	@echo "==== test: all steps passed ===="
 

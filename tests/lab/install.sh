@@ -5,6 +5,8 @@
 set -eu
 
 PACKAGES="postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved haproxy openssl iproute2 util-linux ca-certificates"
+# The Debian 13 lab's root (tests/lab/distro.py) and the modules' tests on Debian 12's own Python and cryptography.
+PACKAGES="$PACKAGES mmdebstrap python3-cryptography"
 # Re-fetch package lists when they are older than this many seconds (or missing).
 STALE_AFTER=86400
 
@@ -58,10 +60,10 @@ main() {
         apt-get update -q
     fi
     # shellcheck disable=SC2086
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $missing; then
         apt-get update -q
         # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $missing
     fi
     stop_daemons
 }
