@@ -97,7 +97,7 @@ bench: venv bench-venv collection-link
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
 # The client matrix (as root, about 3 minutes): every mail client of tests/clients/clients.py against every chain of
-# tests/clients/scenarios.py on a one-backend lab; writes docs/clients.md and plugins/module_utils/client_matrix.py.
+# tests/clients/scenarios.py on a one-backend lab; writes docs/clients.md and plugins/module_utils/client_results.py.
 clients: venv collection-link
 	@$(STEP) "clients: tests/clients/matrix.py (every client against every scenario on the lab)" bash -c \
 		'sh tests/lab/install.sh && sh tests/clients/install.sh && $(VENV)/bin/python tests/clients/matrix.py'

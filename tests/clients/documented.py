@@ -28,6 +28,20 @@ UNMEASURED = (
         "Android developers: Security with network protocols, missing intermediate certificate authority"),
 )
 
+#: scenario -> what the measurements mean, where the matrix alone could mislead.
+NOTES = {
+    "cn_only": "Only Go refused: Python's `ssl` matches the CN when there is no SAN (`hostname_checks_common_name` is "
+               "true by default), and so do curl and fetchmail (OpenSSL), GnuTLS and NSS. Apple documents a refusal "
+               "(below).",
+    "idn": "Clients that resolve names through the C library without converting them to A-labels first cannot "
+           "even connect by the U-label; those that convert (curl, Python, mutt, gnutls-cli) verify the A-label "
+           "in the certificate.",
+    "rsa1024_leaf": "Dovecot (OpenSSL's default security level on Debian 12) will not load the key at all; Postfix "
+                    "serves it, and the OpenSSL clients refuse it while GnuTLS and Go accept it.",
+    "sha1_intermediate": "Dovecot will not load a chain with a SHA-1 signature; Postfix serves it, and every client "
+                         "measured on it refuses it.",
+}
+
 #: scenario -> why the library reports an error although no client measured here refuses the chain.
 KEPT_ERRORS = {
     "wrong_order": "TLS 1.2 (RFC 5246, section 7.4.2) says the server MUST send the leaf first and each certificate "

@@ -65,8 +65,8 @@ def _refusal(log: Path, process: str, served) -> str:
                  if process in line and SERVER_REFUSAL.search(line)]
     except OSError:
         lines = []
-    if lines:
-        return re.sub(r"^\S+ \S+ \S+ ", "", lines[-1])[:200]
+    if lines:  # without the timestamp and Dovecot's connection details (addresses change between runs)
+        return re.sub(r"^\S+ \S+ \S+ |: user=<.*$", "", lines[-1])[:200]
     return f"the handshake gave {'another chain' if isinstance(served, list) else served}"[:200]
 
 
