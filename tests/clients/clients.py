@@ -12,7 +12,6 @@ import re
 import select
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -291,11 +290,15 @@ def prepare(directory: Path, root_pem: bytes, address: str, hosts: Sequence[str]
     return workspace
 
 
+class ClientLabError(RuntimeError):
+    """A client's trust store or program could not be prepared; the message holds the command's output."""
+
+
 def _run(argv: Sequence, env: Optional[dict] = None) -> None:
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False,
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
-        sys.exit(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        raise ClientLabError(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
 
 def versions(clients: Sequence[Client]) -> dict:
