@@ -196,7 +196,7 @@ def run_tstclnt(workspace: Workspace, host: str) -> Outcome:
     when it showed the server's greeting, which comes only after the certificate was verified."""
     _status, output = isolated(workspace, ["tstclnt", "-h", host, "-p", PORTS["imaps"], "-d",
                                            f"sql:{workspace.nss_db}", "-V", "tls1.2:"], typed="a LOGOUT\r\n",
-                               timeout=3)
+                               timeout=5)
     return verdict("* OK " in output and "tstclnt: " not in output, output, r"tstclnt: ")
 
 
