@@ -161,7 +161,7 @@ def on_terminal(argv: Sequence[str], answers: dict, timeout: float = TIMEOUT) ->
     screen, answered, deadline = "", 0, time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
+            ready = select.select([master], [], [], 0.2)[0]
             if ready:
                 try:
                     chunk = os.read(master, 65536)

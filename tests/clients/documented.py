@@ -9,19 +9,33 @@ expected failure that must go away: the test fails once the library catches up a
 """
 from __future__ import annotations
 
-#: Clients that cannot run here: (client, TLS stack, {scenario: documented behaviour}, reference URL, title).
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Documented:
+    """A client that cannot run here: its TLS stack, its vendor-documented behaviour per scenario, the reference."""
+
+    client: str
+    stack: str
+    behaviour: dict
+    url: str
+    title: str
+
+
+#: Clients that cannot run here, as their vendors document them.
 UNMEASURED = (
-    ("Apple Mail (iOS 13+, macOS 10.15+)", "Apple Security framework", {
+    Documented("Apple Mail (iOS 13+, macOS 10.15+)", "Apple Security framework", {
         "cn_only": "rejects: DNS names in the CommonName are no longer trusted, the SAN must hold the name",
         "sha1_intermediate": "rejects: certificates and issuing CAs must be signed with SHA-2",
         "rsa1024_leaf": "rejects: RSA keys below 2048 bits are no longer trusted for TLS",
     }, "https://support.apple.com/en-us/103769", "Requirements for trusted certificates in iOS 13 and macOS 10.15"),
-    ("Outlook on Windows", "SChannel / CryptoAPI", {
+    Documented("Outlook on Windows", "SChannel / CryptoAPI", {
         "missing_intermediate": "fetches a missing intermediate from the leaf's AIA caIssuers URL when it has one "
                                 "(this scenario's leaf has none, as with most private CAs)",
     }, "https://social.technet.microsoft.com/wiki/contents/articles/3147.certificate-chaining-engine-cce.aspx",
         "Microsoft TechNet: Certificate Chaining Engine (CCE), building the certificate chain"),
-    ("Android mail apps", "Conscrypt", {
+    Documented("Android mail apps", "Conscrypt", {
         "missing_intermediate": "rejects (\"Trust anchor for certification path not found\") unless the intermediate "
                                 "is cached from an earlier connection to another server",
     }, "https://developer.android.com/privacy-and-security/security-ssl#MissingCa",

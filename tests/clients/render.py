@@ -56,7 +56,7 @@ def markdown(results: dict) -> str:
     for name, tools in results.get("missing", {}).items():
         lines.append(f"Not measured in this run: {name} (missing {', '.join(tools)}).")
     lines += ["", "## The matrix", "", "| scenario | library | " + " | ".join(names) + " |",
-              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+              "| --- | --- | " + " | ".join(["---"] * len(names)) + " |"]
     for scenario in results["scenarios"]:
         library = scenario["library"]
         verdict = library["verdict"] + (f": {', '.join(library['codes'])}" if library["codes"] else "")
@@ -86,15 +86,15 @@ def markdown(results: dict) -> str:
     lines += ["## Documented, not measured", "",
               "Clients that cannot run here. Their behaviour as their vendors document it; blank where the vendor "
               "documents nothing about the scenario.", "",
-              "| scenario | " + " | ".join(name for name, *_ in documented.UNMEASURED) + " |",
-              "| --- | " + " | ".join("---" for _ in documented.UNMEASURED) + " |"]
+              "| scenario | " + " | ".join(entry.client for entry in documented.UNMEASURED) + " |",
+              "| --- | " + " | ".join(["---"] * len(documented.UNMEASURED)) + " |"]
     for scenario in results["scenarios"]:
-        cells = [_cell(behaviour.get(scenario["name"], "")) for _name, _stack, behaviour, *_ in documented.UNMEASURED]
+        cells = [_cell(entry.behaviour.get(scenario["name"], "")) for entry in documented.UNMEASURED]
         if any(cells):
             lines.append(f"| {scenario['name']} | " + " | ".join(cells) + " |")
     lines.append("")
-    for name, stack, _behaviour, url, title in documented.UNMEASURED:
-        lines.append(f"- {name} ({stack}): [{title}]({url})")
+    for entry in documented.UNMEASURED:
+        lines.append(f"- {entry.client} ({entry.stack}): [{entry.title}]({entry.url})")
     lines += ["", "## How the library is held to it", "",
               "A test in `make test` (`tests/unit/plugins/module_utils/test_client_matrix.py`) judges every scenario "
               "with the library and fails when a client refused a chain the library calls OK (no error, no warning), "
