@@ -20,7 +20,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR,
 
 NOT_SERVED = "not served"
 #: Lines of Postfix's and Dovecot's logs that say why they did not load a chain.
-SERVER_REFUSAL = re.compile(r"key too small|ca md too weak|cannot load|certificate|error", re.IGNORECASE)
+SERVER_REFUSAL = re.compile(r"\b(?:[Ee]rror|[Ff]atal|warning): .*(?:certificate|key|SSL|TLS)")
 #: lab protocol -> the process whose log lines speak for it (Dovecot's IMAP and POP3 share one log).
 LOGGED_AS = {"smtp": "smtpd", "imap": "imap-login", "pop3": "pop3-login"}
 
@@ -45,6 +45,7 @@ def serve(lab, scenario: scenariolib.Scenario, services: Sequence[str]) -> dict:
 
     backend = lab.backend(0)
     expected = lablib.chain_ders(scenario.chain_pem)
+    logs = {log: _size(log) for log in (backend.postfix_log, backend.dovecot_log)}
     with contextlib.suppress(lablib.LabError):  # some services may still serve it: each is checked below
         lab.set_chain(0, scenario.chain_pem, scenario.key_pem, timeout=8)
     status = {}
@@ -53,18 +54,28 @@ def serve(lab, scenario: scenariolib.Scenario, services: Sequence[str]) -> dict:
             served = lablib.served_chain(backend.address, service, timeout=3)
         except (OSError, lablib.LabError) as exc:
             served = exc
+        log = backend.log_for(service)
         status[service] = None if served == expected else \
-            _refusal(backend.log_for(service), LOGGED_AS[lablib.TLS_MODES[service][0]], served)
+            _refusal(log, logs[log], LOGGED_AS[lablib.TLS_MODES[service][0]], served)
     return status
 
 
-def _refusal(log: Path, process: str, served) -> str:
-    """The server process's last log line about its TLS files, or what the handshake did, shortened."""
+def _size(log: Path) -> int:
     try:
-        lines = [line for line in log.read_text(errors="replace").splitlines()
-                 if process in line and SERVER_REFUSAL.search(line)]
+        return log.stat().st_size
     except OSError:
-        lines = []
+        return 0
+
+
+def _refusal(log: Path, since: int, process: str, served) -> str:
+    """The server process's last log line since offset since about its TLS files, or what the handshake did."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        text = ""
+    lines = [line for line in text.splitlines() if process in line and SERVER_REFUSAL.search(line)]
     if lines:  # without the timestamp and Dovecot's connection details (addresses change between runs)
         return re.sub(r"^\S+ \S+ \S+ |: user=<.*$", "", lines[-1])[:200]
     return f"the handshake gave {'another chain' if isinstance(served, list) else served}"[:200]
