@@ -23,8 +23,8 @@ PORTS = {"smtp": 25, "submission": 587, "imap": 143, "imaps": 993, "pop3": 110, 
 ACCEPT, REJECT, NO_RESULT = "accept", "reject", "no result"
 TIMEOUT = 30
 #: What clients print when a name does not resolve: no verdict on the chain, the client never saw it.
-UNRESOLVED = re.compile(r"Name or service not known|no such host|UnknownHostException|Could not resolve host|"
-                        r"Cannot resolve|could not resolve|not known|error looking up host", re.IGNORECASE)
+UNRESOLVED = re.compile(r"not known|no such host|UnknownHostException|could not resolve|cannot resolve|"
+                        r"error looking up host", re.IGNORECASE)
 #: Terminal control sequences in mutt's screen output.
 ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[=>])|[\x00-\x08\x0e-\x1f]")
 #: The namespace wrapper: bind the scenario hosts file over /etc/hosts, then run the client.

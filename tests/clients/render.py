@@ -11,6 +11,7 @@ from measure import NOT_SERVED
 
 DOC = "docs/clients.md"
 DATA = "plugins/module_utils/client_results.py"
+POSTFIX_SERVICES = ("smtp", "submission", "smtps")
 MARKS = {clientlib.ACCEPT: "✅", clientlib.REJECT: "❌", clientlib.NO_RESULT: "n/a", NOT_SERVED: "⛔"}
 
 
@@ -70,8 +71,9 @@ def markdown(results: dict) -> str:
         refusals = sorted({why.split(": ", 1)[-1] for why in scenario["served"].values() if why})
         if refusals:
             refused = sorted(service for service, why in scenario["served"].items() if why)
-            lines += [f"The lab's servers refused to load this chain for {', '.join(refused)} (the clients of those "
-                      f"services were not run): {'; '.join(refusals)}. The other services served it.", ""]
+            servers = sorted({"Postfix" if service in POSTFIX_SERVICES else "Dovecot" for service in refused})
+            lines += [f"{' and '.join(servers)} refused to load this chain for {', '.join(refused)} (the clients of "
+                      f"those services were not run): {'; '.join(refusals)}. The other services served it.", ""]
         if scenario["name"] in documented.NOTES:
             lines += [documented.NOTES[scenario["name"]], ""]
         if scenario["name"] in documented.KEPT_ERRORS:
