@@ -237,7 +237,8 @@ CLIENTS = (
            "`--starttls-proto=smtp` (25), `--x509cafile` = the root", ("gnutls-cli",), run_gnutls_cli),
     Client("NSS tstclnt", "Thunderbird's NSS", "NSS", "libnss3-tools", "imaps",
            "IMAPS (993), the root in an NSS database trusted for servers (`C,,`), as Thunderbird's certificate manager "
-           "stores it", ("tstclnt", "certutil"), run_tstclnt),
+           "stores it; tstclnt verifies with NSS's own path validation, Thunderbird with mozilla::pkix on top of NSS",
+           ("tstclnt", "certutil"), run_tstclnt),
     Client("curl IMAPS", "curl", "OpenSSL", "curl", "imaps", "`imaps://` (993), `--cacert` = the root", ("curl",),
            run_curl("imaps://{host}/", "--user", "lab:lab")),
     Client("curl POP3S", "curl", "OpenSSL", "curl", "pop3s", "`pop3s://` (995), `--cacert` = the root", ("curl",),
