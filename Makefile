@@ -96,7 +96,7 @@ bench: venv bench-venv collection-link
 	@$(STEP) "bench: tests/bench/bench.py (4-10 minutes)" env VENV=$(VENV) \
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
-# The client matrix (as root, about 3 minutes): every mail client of tests/clients/clients.py against every chain of
+# The client matrix (as root, 3-4 minutes): every mail client of tests/clients/clients.py against every chain of
 # tests/clients/scenarios.py on a one-backend lab; writes docs/clients.md and plugins/module_utils/client_results.py.
 clients: venv collection-link
 	@$(STEP) "clients: tests/clients/matrix.py (every client against every scenario on the lab)" bash -c \
