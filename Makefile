@@ -19,11 +19,11 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint unit unit-oldest unit-distros sanity changelog-lint integration test \
-	demo bench collection-link clean ansible-lint molecule
+	demo bench collection-link clean ansible-lint molecule clients
 
 help:
 	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest unit-distros sanity changelog-lint integration"
-	@echo "         test demo bench clean"
+	@echo "         test demo bench clients clean"
 	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule (what CI runs)"
 
 venv:
@@ -103,6 +103,12 @@ bench-venv:
 bench: venv bench-venv collection-link
 	@$(STEP) "bench: tests/bench/bench.py (4-10 minutes)" env VENV=$(VENV) \
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
+
+# The client matrix (as root, 3-4 minutes): every mail client of tests/clients/clients.py against every chain of
+# tests/clients/scenarios.py on a one-backend lab; writes docs/clients.md and plugins/module_utils/client_results.py.
+clients: venv collection-link
+	@$(STEP) "clients: tests/clients/matrix.py (every client against every scenario on the lab)" bash -c \
+		'sh tests/lab/install.sh && sh tests/clients/install.sh && $(VENV)/bin/python tests/clients/matrix.py'
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Optional
 
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
@@ -474,6 +475,7 @@ ul.findings{padding-left:1.2rem}ul.findings li{margin:.45rem 0}
 .sev{display:inline-block;font-size:.75rem;font-weight:700;padding:0 .35rem;border-radius:.2rem;color:#fff}
 .sev.violation{background:#b3261e}.sev.warning{background:#8a5a00}.sev.waived,.sev.info{background:#777}
 .fix{background:#eef4fb;border-left:3px solid #0b5cad;padding:.2rem .5rem;margin-top:.2rem}
+.clients{font-size:.85rem;color:#444;margin-top:.2rem}
 table.legend td{padding:.15rem .6rem .15rem 0;font-size:.9rem}
 """
 
@@ -571,8 +573,15 @@ def _first_fixes(document: dict) -> str:
     for code, count in codes.most_common():
         f = example[code]
         items.append(f'<li><strong>{_e(_sentence(f["summary"]))}</strong> <span class="mono small">({_e(code)}, '
-                     f'{count} endpoint finding(s))</span><div class="fix">How to fix: {_e(f["fix"])}</div></li>')
+                     f'{count} endpoint finding(s))</span><div class="fix">How to fix: {_e(f["fix"])}</div>'
+                     f'{_clients(code)}</li>')
     return f'<h2>What to fix first</h2><ul class="findings">{"".join(items)}</ul>'
+
+
+def _clients(code: str) -> str:
+    """Which mail clients refused such a chain in the client lab (docs/clients.md), when measured."""
+    note = clients_note(code)
+    return f'<div class="clients">{_e(note)}</div>' if note else ""
 
 
 def _certificate_lines(endpoint: dict) -> str:
@@ -614,7 +623,7 @@ def _details(document: dict) -> str:
                 label = {"violation": "must fix", "warning": "warning", "waived": "waived"}[f["status"]]
                 items.append(f'<li><span class="sev {f["status"]}">{label}</span> <strong>{_e(_sentence(f["summary"]))}'
                              f'</strong> <span class="mono small">{_e(f["code"])}</span><div>{_e(f["message"])}</div>'
-                             f'<div class="fix">How to fix: {_e(f["fix"])}</div></li>')
+                             f'<div class="fix">How to fix: {_e(f["fix"])}</div>{_clients(f["code"])}</li>')
             parts.append(f'<ul class="findings">{"".join(items)}</ul></section>')
     if not listed:
         parts.append("<p>Nothing to report.</p>")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Optional
 
 import pki
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
@@ -52,27 +50,6 @@ def key_of(item: pki.Issued, source: str = "key.pem") -> tuple[load.LoadedKey, .
 def rsa_key(bits: int):
     """RSA keys are slow to make: one per size for the whole module."""
     return pki.new_key("rsa", bits)
-
-
-def openssl_ca(tmp_path: Path, issuer: Optional[pki.Issued], common_name: str, digest: str = "sha1") -> pki.Issued:
-    """A CA certificate signed with digest by the openssl command (cryptography refuses to sign with SHA-1)."""
-    key = pki.new_key()
-    stem = tmp_path / common_name.replace(" ", "_")
-    key_file, csr, out, ext = (stem.with_suffix(suffix) for suffix in (".key", ".csr", ".pem", ".ext"))
-    key_file.write_bytes(pki.Issued(None, key).key_pem())
-    ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
-                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
-    subprocess.run(["openssl", "req", "-new", "-key", key_file, "-subj", f"/O=mailops test/CN={common_name}",
-                    "-out", csr], check=True, capture_output=True)
-    if issuer is None:
-        signer = ["-signkey", key_file]
-    else:
-        (tmp_path / "issuer.pem").write_bytes(issuer.pem)
-        (tmp_path / "issuer.key").write_bytes(issuer.key_pem())
-        signer = ["-CA", tmp_path / "issuer.pem", "-CAkey", tmp_path / "issuer.key", "-set_serial", "4711"]
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, *signer, f"-{digest}", "-days", "400", "-extfile", ext,
-                    "-out", out], check=True, capture_output=True)
-    return pki.Issued(x509.load_pem_x509_certificate(out.read_bytes()), key)
 
 
 @dataclass
@@ -242,7 +219,7 @@ def weak_key(_tmp_path):
 @needs_openssl
 def weak_signature(tmp_path):
     top = pki.root()
-    inter = openssl_ca(tmp_path, top, "SHA1 Issuing CA")
+    inter = pki.openssl_ca(tmp_path, top, "SHA1 Issuing CA")
     return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
                 ("SHA1 Issuing CA", "block 2 of bundle.pem", "SHA-1"))
 
@@ -364,7 +341,7 @@ def near_weak_key(_tmp_path):
 @needs_openssl
 def near_weak_signature(tmp_path):
     """A root's own SHA-1 self-signature is never checked by clients."""
-    top = openssl_ca(tmp_path, None, "SHA1 Self-Signed Root")
+    top = pki.openssl_ca(tmp_path, None, "SHA1 Self-Signed Root")
     inter = top.issue("Issuing CA", ca=True)
     return analyze([inter.leaf(MAIL), inter], roots=[top])
 

@@ -4,6 +4,7 @@ docs/audit-report-schema.json), cross-host backend_mismatch, the policy, JUnit X
 from __future__ import annotations
 
 import datetime
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -15,6 +16,7 @@ import pytest
 import report_schema
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement, loaded_certificates
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import compare, endpoint_results, judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES
@@ -388,6 +390,13 @@ def test_html_explains_findings_with_their_fix(document):
     assert "Failed: 4 of 9 endpoint(s) break the policy." in page
     assert "How to fix: Add the intermediate right after the certificate it signed." in page
     assert "What to fix first" in page and "connection refused" in page
+
+
+def test_html_names_the_clients_that_refused_each_finding(document):
+    page = html_page(document)
+    note = clients_note("missing_intermediate")
+    assert note.startswith("Refused in the client lab by ")
+    assert page.count(f'<div class="clients">{html.escape(note)}</div>') >= 2  # what to fix first, and the details
 
 
 # ---------------------------------------------------------------------------------------------------------------
