@@ -165,8 +165,12 @@ def _pem_blocks(data: bytes):
     """Yield (label, body, END label or None when the block is truncated) for each PEM block in data.
 
     Plain find() instead of one regular expression over the file: a CA bundle of thousands of
-    certificates is scanned at C speed. Text that only looks like a BEGIN line is surrounding text."""
+    certificates is scanned at C speed. Text that only looks like a BEGIN line is surrounding text.
+    Linear in the size of data: the next END line found is kept while later blocks start before it, so
+    thousands of blocks without an END line do not each search the rest of the data again."""
     position = 0
+    end = end_label_end = -1  # the END line after the current block, as last found
+    searched_to = 0  # no END line starts at or after this position when end < 0
     while True:
         begin = data.find(_BEGIN, position)
         if begin < 0:
@@ -177,9 +181,11 @@ def _pem_blocks(data: bytes):
             position = begin + len(_BEGIN)
             continue
         body_start = label_end + len(_DASHES)
-        end = data.find(_END, body_start)
+        if end < body_start and (end >= 0 or searched_to <= body_start):
+            end = data.find(_END, body_start)
+            end_label_end = data.find(_DASHES, end + len(_END)) if end >= 0 else -1
+            searched_to = len(data) if end < 0 else end
         following = data.find(_BEGIN, body_start)
-        end_label_end = data.find(_DASHES, end + len(_END)) if end >= 0 else -1
         if end < 0 or end_label_end < 0 or 0 <= following < end:
             stop = following if following >= 0 else len(data)
             yield label, data[body_start:stop], None
