@@ -197,6 +197,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
+from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -238,9 +239,7 @@ def slice_reports(paths) -> list:
     """(path, document) of each JSON report to merge."""
     reports = []
     for path in paths:
-        data = read_existing(path)
-        if data is None:
-            raise InputError(f"{path} does not exist: give the JSON reports of the audit's slices")
+        data = read_file(path)
         try:
             reports.append((path, json.loads(data)))
         except ValueError as exc:

@@ -1,10 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Tests for the bounds of load.py on hostile input: PEM scanning stays linear in the size of the data."""
+"""Tests for the bounds of load.py on hostile input: PEM scanning stays linear in the size of the data, and only
+regular files up to the size cap are read."""
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.mailops.tls.plugins.module_utils import load
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 
 
 class CountingBytes:
@@ -60,3 +66,52 @@ def test_forty_thousand_unterminated_blocks_are_each_a_parse_error():
     assert len(loaded.findings) == 40000
     assert {f.code for f in loaded.findings} == {"parse_error"}
     assert "block 40000 of hostile.pem" in loaded.findings[-1].message
+
+
+# ---------------------------------------------------------------------------------------------- reading files
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "fifo.pem")
+    return str(tmp_path / "fifo.pem")
+
+
+def _socket(tmp_path):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "s.pem"))
+    return str(tmp_path / "s.pem")
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (_fifo, "is a FIFO (named pipe), not a regular file"),
+    (lambda tmp: "/dev/zero", "is a character device, not a regular file"),
+    (lambda tmp: "/dev/null", "is a character device, not a regular file"),
+    (_socket, "cannot be read"),
+    (lambda tmp: str(tmp), "is a directory"),
+], ids=["fifo", "dev-zero", "dev-null", "socket", "directory"])
+def test_read_file_refuses_what_is_not_a_regular_file_at_once(tmp_path, make, reason):
+    path = make(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load.read_file(path)
+    assert str(caught.value).startswith(f"{path} {reason}")
+
+
+def test_a_fifo_among_the_inputs_is_refused_without_waiting_for_a_writer(tmp_path):
+    path = _fifo(tmp_path)
+    with pytest.raises(InputError, match="FIFO"):
+        load.load_paths([path])
+
+
+@pytest.mark.parametrize(("size", "fits"), [(1024, True), (1025, False)])
+def test_read_file_size_cap(tmp_path, size, fits):
+    path = tmp_path / "big.pem"
+    path.write_bytes(b"x" * size)
+    if fits:
+        assert load.read_file(str(path), limit=1024) == b"x" * size
+        return
+    with pytest.raises(InputError, match=r"big\.pem is larger than 0\.000976562 MiB"):
+        load.read_file(str(path), limit=1024)
+
+
+def test_the_default_cap_is_documented():
+    docs = (Path(__file__).parents[4] / "docs" / "input-guarantees.md").read_text()
+    assert f"{load.MAX_INPUT_BYTES // (1024 * 1024)} MiB" in docs

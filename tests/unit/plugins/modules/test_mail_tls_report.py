@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,15 +67,18 @@ def test_merge_in_check_mode_writes_nothing(tmp_path, slices):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("missing", "slice-3.json does not exist: give the JSON reports of the audit's slices"),
+    ("missing", "slice-3.json does not exist: check the path"),
     ("not json", "slice-3.json is not JSON"),
     ("other json", "slice-3.json is not a mailops.tls audit report"),
-    ("directory", "slice-3.json is a directory, not a file"),
+    ("directory", "slice-3.json is a directory"),
+    ("fifo", "slice-3.json is a FIFO (named pipe), not a regular file"),
 ])
 def test_merge_refuses_what_it_cannot_merge(tmp_path, slices, damage, message):
     third = tmp_path / "slice-3.json"
     if damage == "directory":
         third.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(third)
     elif damage != "missing":
         third.write_text("{not json" if damage == "not json" else '{"hosts": []}', encoding="utf-8")
     result = run_task(tmp_path, "mailops.tls.mail_tls_report",
