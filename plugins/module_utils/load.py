@@ -357,6 +357,11 @@ def _looks_like_pkcs12(data: bytes) -> bool:
             and parts[1][0] == derlib.SEQUENCE)
 
 
+def may_hold_private_key(text: str) -> bool:
+    """Whether option text may hold a private key: a PEM key block, or text that is not PEM at all."""
+    return "PRIVATE KEY" in text or _BEGIN.decode() not in text
+
+
 def read_file(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     """Read a regular file the operator named, of at most limit bytes, or raise InputError saying why it cannot be
     read. Opened without blocking, so a FIFO is refused instead of waiting for a writer forever."""
