@@ -47,7 +47,7 @@ CHECKS = {
     "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded"),
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
     "validity": ("expired", "not_yet_valid", "expires_soon"),
-    "keys": ("key_mismatch", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
+    "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
 }
@@ -87,6 +87,7 @@ FIXES = {
     "wildcard_used": "List the name itself in the subjectAltName, or accept the risk with ignore: [wildcard_used].",
     "cn_only": "Reissue the certificate with the names in the subjectAltName.",
     "key_mismatch": "Give the key the certificate was requested with.",
+    "no_private_key": "Name the file of the leaf's private key in private_key_path.",
     "weak_key": "Reissue with a stronger key.",
     "weak_signature": "Reissue it with SHA-256.",
     "missing_server_auth": "Reissue the certificate for TLS server authentication.",
