@@ -113,7 +113,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
             continue
         if end_label != label:
             findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END "
-                                         f"{end_label.decode('ascii', 'backslashreplace')}"))
+                                         f"{certlib.printable(end_label.decode('ascii', 'backslashreplace'))}"))
             continue
         if label in _KEY_LABELS:
             loaded = _load_pem_key(_canonical_pem(label, body), source, number, passphrases)
