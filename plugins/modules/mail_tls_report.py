@@ -244,6 +244,9 @@ def slice_reports(paths) -> list:
             reports.append((path, json.loads(data)))
         except ValueError as exc:
             raise InputError(f"{path} is not JSON ({exc}): give the JSON reports of the audit's slices") from None
+        except RecursionError:
+            raise InputError(f"{path} nests its JSON too deeply to be an audit report: give the JSON reports of the "
+                             "audit's slices") from None
     return reports
 
 
