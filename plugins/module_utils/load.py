@@ -365,6 +365,8 @@ def may_hold_private_key(text: str) -> bool:
 def read_file(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     """Read a regular file the operator named, of at most limit bytes, or raise InputError saying why it cannot be
     read. Opened without blocking, so a FIFO is refused instead of waiting for a writer forever."""
+    if "\x00" in path:
+        raise InputError(f"{certlib.printable(path)} contains a NUL character, which no file name can hold")
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:

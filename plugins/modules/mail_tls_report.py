@@ -257,6 +257,8 @@ def main() -> None:
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
     try:
         for path in outputs.values():
+            if "\x00" in path:
+                raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise InputError(f"the directory of {path} does not exist: create it first")
         before = previous_document(outputs.get("json"))

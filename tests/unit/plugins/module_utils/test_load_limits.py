@@ -115,3 +115,10 @@ def test_read_file_size_cap(tmp_path, size, fits):
 def test_the_default_cap_is_documented():
     docs = (Path(__file__).parents[4] / "docs" / "input-guarantees.md").read_text()
     assert f"{load.MAX_INPUT_BYTES // (1024 * 1024)} MiB" in docs
+
+
+def test_a_path_with_a_nul_character_is_an_input_error():
+    with pytest.raises(InputError, match=r"^/etc/\\x00passwd contains a NUL character"):
+        load.read_file("/etc/\x00passwd")
+    with pytest.raises(InputError, match="NUL"):
+        load.load_paths(["\x00"])
