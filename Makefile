@@ -18,7 +18,7 @@ SANITY_ROOT := $(BUILD)/sanity
 
 STEP := bash tests/tools/step.sh
 
-.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
+.PHONY: help venv venv-oldest bench-venv lint test-packages unit unit-oldest sanity changelog-lint integration test demo bench \
 	collection-link clean ansible-lint molecule
 
 help:
@@ -41,11 +41,15 @@ changelog-lint: venv
 		'$(VENV)/bin/antsibull-changelog lint && \
 		 $(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml && echo "changelog ok"'
 
-unit: venv
+# The Debian packages the unit tests use (as root; tests/tools/test_packages.sh).
+test-packages:
+	@$(STEP) "test-packages: publicsuffix, openssl, ca-certificates" bash tests/tools/test_packages.sh
+
+unit: venv test-packages
 	@$(STEP) "unit: pytest tests/unit (newest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV)/bin/python tests/unit
 
-unit-oldest: venv-oldest
+unit-oldest: venv-oldest test-packages
 	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
 
