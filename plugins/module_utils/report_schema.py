@@ -367,109 +367,45 @@ REPORT_SCHEMA = json.loads(r"""{
   }
 }""")
 
-PROBE_RESULT_SCHEMA = json.loads(r"""{
-  "title": "The result of mail_tls_endpoint_info, as mail_tls_report reads it from hosts[].result",
-  "type": "object",
-  "properties": {"endpoints": {"type": ["array", "null"], "items": {"$ref": "#/$defs/endpoint"}}},
-  "$defs": {
-    "text": {"type": ["string", "null"]},
-    "flag": {"type": ["boolean", "null"]},
-    "time": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"},
-    "endpoint": {
-      "type": "object",
-      "required": ["name", "address", "port", "protocol"],
-      "properties": {
-        "name": {"type": "string"},
-        "address": {"type": "string"},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-        "protocol": {
-          "enum": [
-            "smtp", "lmtp", "imap", "pop3", "sieve", "tls",
-            "smtps", "imaps", "pop3s"
-          ]
-        },
-        "server_name": {"$ref": "#/$defs/text"},
-        "sni": {"$ref": "#/$defs/text"},
-        "label": {"$ref": "#/$defs/text"},
-        "key_type": {"$ref": "#/$defs/text"},
-        "key_type_requested": {"$ref": "#/$defs/text"},
-        "tls_version": {"$ref": "#/$defs/text"},
-        "cipher": {"$ref": "#/$defs/text"},
-        "seconds": {"type": ["number", "null"]},
-        "ok": {"$ref": "#/$defs/flag"},
-        "complete": {"$ref": "#/$defs/flag"},
-        "ordered": {"$ref": "#/$defs/flag"},
-        "trusted": {"$ref": "#/$defs/flag"},
-        "error": {
-          "type": ["object", "null"],
-          "required": ["code", "message"],
-          "properties": {
-            "code": {"type": "string"},
-            "message": {"type": "string"}
-          }
-        },
-        "presented": {
-          "type": ["array", "null"],
-          "items": {"$ref": "#/$defs/certificate"}
-        },
-        "root": {"$ref": "#/$defs/certificate"},
-        "chain": {
-          "type": ["array", "null"],
-          "items": {"$ref": "#/$defs/expiring"}
-        },
-        "issues": {"type": ["array", "null"], "items": {"$ref": "#/$defs/issue"}}
-      }
+_REPORT_DEFS = REPORT_SCHEMA["$defs"]
+_TEXT = {"type": ["string", "null"]}
+_FLAG = {"type": ["boolean", "null"]}
+_CERTIFICATE = {  # what a report keeps of a certificate, with the SHA-256 among the fingerprints
+    "type": ["object", "null"],
+    "required": ["subject", "issuer", "fingerprints", "not_before", "not_after", "days_left"],
+    "properties": {
+        **_REPORT_DEFS["certificate"]["properties"],
+        "fingerprints": {"type": "object", "required": ["sha256"],
+                         "properties": {"sha256": _REPORT_DEFS["certificate"]["properties"]["sha256"]}},
     },
-    "certificate": {
-      "type": ["object", "null"],
-      "required": [
-        "subject", "issuer", "fingerprints", "not_before", "not_after",
-        "days_left"
-      ],
-      "properties": {
-        "subject": {"type": "string"},
-        "issuer": {"type": "string"},
-        "fingerprints": {
-          "type": "object",
-          "required": ["sha256"],
-          "properties": {
-            "sha256": {
-              "type": "string",
-              "pattern": "^([0-9A-F]{2}:){31}[0-9A-F]{2}$"
-            }
-          }
+}
+_ENDPOINT_FIELDS = _REPORT_DEFS["endpoint"]["properties"]
+_FINDING_FIELDS = _ENDPOINT_FIELDS["findings"]["items"]["properties"]
+PROBE_RESULT_SCHEMA = {
+    "type": "object",
+    "properties": {"endpoints": {"type": ["array", "null"], "items": {"$ref": "#/$defs/endpoint"}}},
+    "$defs": {
+        "time": _REPORT_DEFS["time"],
+        "endpoint": {
+            "type": "object",
+            "required": ["name", "address", "port", "protocol"],
+            "properties": {
+                **{name: _ENDPOINT_FIELDS[name] for name in ("name", "address", "port", "protocol", "seconds")},
+                **{name: _TEXT for name in ("server_name", "sni", "label", "key_type", "key_type_requested",
+                                            "tls_version", "cipher")},
+                **{name: _FLAG for name in ("ok", "complete", "ordered", "trusted")},
+                "error": _ENDPOINT_FIELDS["error"],
+                "presented": {"type": ["array", "null"], "items": _CERTIFICATE},
+                "root": _CERTIFICATE,
+                "chain": {"type": ["array", "null"], "items": {  # _expiry reads these three of each certificate
+                    "type": "object", "required": ["subject", "not_after", "days_left"],
+                    "properties": {name: _CERTIFICATE["properties"][name]
+                                   for name in ("subject", "not_after", "days_left")}}},
+                "issues": {"type": ["array", "null"], "items": {
+                    "type": "object", "required": ["code", "severity", "message"],
+                    "properties": {name: _FINDING_FIELDS[name]
+                                   for name in ("code", "severity", "message", "certificate")}}},
+            },
         },
-        "not_before": {"$ref": "#/$defs/time"},
-        "not_after": {"$ref": "#/$defs/time"},
-        "days_left": {"type": "integer"}
-      }
     },
-    "issue": {
-      "type": "object",
-      "required": ["code", "severity", "message"],
-      "properties": {
-        "code": {"type": "string"},
-        "severity": {"enum": ["error", "warning", "info"]},
-        "message": {"type": "string"},
-        "certificate": {
-          "type": ["object", "null"],
-          "required": ["index", "sha256", "subject"],
-          "properties": {
-            "index": {"type": ["integer", "null"]},
-            "sha256": {"type": "string"},
-            "subject": {"type": "string"}
-          }
-        }
-      }
-    },
-    "expiring": {
-      "type": "object",
-      "required": ["subject", "not_after", "days_left"],
-      "properties": {
-        "subject": {"type": "string"},
-        "not_after": {"$ref": "#/$defs/time"},
-        "days_left": {"type": "integer"}
-      }
-    }
-  }
-}""")
+}
