@@ -285,7 +285,7 @@ def _check_stored_report(source: str, document: dict) -> None:
         raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
                          "comparison of hosts added: audit those hosts again before merging")
     check_document(document, REPORT_SCHEMA, f"{source}, a mailops.tls audit report to merge,",
-          "give the JSON reports the audit wrote, unchanged")
+                   "give the JSON reports the audit wrote, unchanged")
 
 
 def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> None:

@@ -172,8 +172,8 @@ def test_every_value_is_escaped_in_the_html_page(hostile):
 
 def test_every_value_is_escaped_in_the_junit_xml(hostile):
     root = ET.fromstring(junit_xml(hostile).encode())
-    assert {element.tag for element in root.iter()} <= {"testsuites", "testsuite", "testcase", "failure", "skipped",
-                                                          "system-out"}
+    tags = {"testsuites", "testsuite", "testcase", "failure", "skipped", "system-out"}
+    assert {element.tag for element in root.iter()} <= tags
     assert any(SCRIPT in (element.text or "") + " ".join(element.attrib.values()) for element in root.iter())
 
 
