@@ -232,7 +232,7 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
     for position, host in enumerate(hosts):
         if host.get("result") is not None:
             check_document(host["result"], PROBE_RESULT_SCHEMA, f"hosts[{position}].result ({host['name']})",
-                  "give the result mail_tls_endpoint_info returned (registered), unchanged")
+                           "give the result mail_tls_endpoint_info returned (registered), unchanged")
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
     entries = []
     for host in hosts:
