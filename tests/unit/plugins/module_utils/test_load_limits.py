@@ -86,7 +86,7 @@ def _socket(tmp_path):
     (lambda tmp: "/dev/zero", "is a character device, not a regular file"),
     (lambda tmp: "/dev/null", "is a character device, not a regular file"),
     (_socket, "cannot be read"),
-    (lambda tmp: str(tmp), "is a directory"),
+    (str, "is a directory"),
 ], ids=["fifo", "dev-zero", "dev-null", "socket", "directory"])
 def test_read_file_refuses_what_is_not_a_regular_file_at_once(tmp_path, make, reason):
     path = make(tmp_path)
