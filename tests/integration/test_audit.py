@@ -253,16 +253,14 @@ def test_browser_renders_the_matrix_with_the_right_verdicts(rendered):
 
 def png_colours(data: bytes, rows: int) -> tuple[int, int, set]:
     """Width, height and the RGB colours of the first rows of an 8-bit RGB or RGBA PNG, as chromium writes them."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"  # IHDR always comes first
+    width, height, depth, colour_type, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
     position, compressed = 8, b""
     while position < len(data):
         length = int.from_bytes(data[position:position + 4], "big")
-        kind, body = data[position + 4:position + 8], data[position + 8:position + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, colour_type, _compression, _filter, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
-        elif kind == b"IDAT":
-            compressed += body
+        if data[position + 4:position + 8] == b"IDAT":
+            compressed += data[position + 8:position + 8 + length]
         position += 12 + length
     channels = 3 if colour_type == 2 else 4
     stride = width * channels
