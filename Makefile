@@ -18,12 +18,12 @@ SANITY_ROOT := $(BUILD)/sanity
 
 STEP := bash tests/tools/step.sh
 
-.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest unit-distros sanity changelog-lint integration test \
-	demo bench collection-link clean ansible-lint molecule clients
+.PHONY: help venv venv-oldest bench-venv lint test-packages unit unit-oldest unit-distros sanity changelog-lint \
+	integration test demo bench collection-link clean ansible-lint molecule clients
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest unit-distros sanity changelog-lint integration"
-	@echo "         test demo bench clients clean"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule test-packages unit unit-oldest unit-distros sanity changelog-lint"
+	@echo "         integration test demo bench clients clean"
 	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule (what CI runs)"
 
 venv:
@@ -42,11 +42,15 @@ changelog-lint: venv
 		'$(VENV)/bin/antsibull-changelog lint && \
 		 $(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml && echo "changelog ok"'
 
-unit: venv
+# The Debian packages the unit tests use (as root; tests/tools/test_packages.sh).
+test-packages:
+	@$(STEP) "test-packages: publicsuffix, openssl, ca-certificates" bash tests/tools/test_packages.sh
+
+unit: venv test-packages
 	@$(STEP) "unit: pytest tests/unit (newest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV)/bin/python tests/unit
 
-unit-oldest: venv-oldest
+unit-oldest: venv-oldest test-packages
 	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
 

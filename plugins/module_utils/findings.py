@@ -35,6 +35,7 @@ CODES = {
     "wildcard_used": (WARNING, "a name is matched only by a wildcard, which some mail clients reject"),
     "cn_only": (WARNING, "a name is only in the subject CN, which modern clients ignore"),
     "key_mismatch": (ERROR, "the private key does not belong to the leaf certificate"),
+    "no_private_key": (ERROR, "the file given as the private key holds no private key"),
     "weak_key": (ERROR, "a key is too small to be trusted"),
     "weak_signature": (ERROR, "a certificate is signed with MD5 or SHA-1"),
     "missing_server_auth": (ERROR, "the leaf's extended key usage does not allow TLS servers"),

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Optional
 
+from ansible_collections.mailops.tls.plugins.module_utils.certs import printable
 from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
@@ -27,6 +28,12 @@ from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     Finding,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.policy import evaluate
+from ansible_collections.mailops.tls.plugins.module_utils.report_schema import (
+    PROBE_RESULT_SCHEMA,
+    REPORT_SCHEMA,
+    check_document,
+    errors,
+)
 
 SCHEMA_VERSION = 1
 # Who found a finding: the host's own probe call, or the report's comparison of hosts (recomputed when merging).
@@ -48,7 +55,7 @@ CHECKS = {
     "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded"),
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
     "validity": ("expired", "not_yet_valid", "expires_soon"),
-    "keys": ("key_mismatch", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
+    "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
 }
@@ -88,6 +95,7 @@ FIXES = {
     "wildcard_used": "List the name itself in the subjectAltName, or accept the risk with ignore: [wildcard_used].",
     "cn_only": "Reissue the certificate with the names in the subjectAltName.",
     "key_mismatch": "Give the key the certificate was requested with.",
+    "no_private_key": "Name the file of the leaf's private key in private_key_path.",
     "weak_key": "Reissue with a stronger key.",
     "weak_signature": "Reissue it with SHA-256.",
     "missing_server_auth": "Reissue the certificate for TLS server authentication.",
@@ -222,6 +230,10 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
     hosts: dicts with name, address (optional), result (the probe result, or None when the host was not probed)
     and error (why not). Raises InputError for unknown codes in fail_on and ignore."""
     evaluate((), fail_on, ignore)  # refuses unknown codes before anything else
+    for position, host in enumerate(hosts):
+        if host.get("result") is not None:
+            check_document(host["result"], PROBE_RESULT_SCHEMA, f"hosts[{position}].result ({host['name']})",
+                           "give the result mail_tls_endpoint_info returned (registered), unchanged")
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
     entries = []
     for host in hosts:
@@ -262,14 +274,19 @@ def hosts_from_reports(reports: Sequence[tuple[str, dict]]) -> list:
         if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
             raise InputError(f"{source} is not a mailops.tls audit report (JSON with schema_version "
                              f"{SCHEMA_VERSION}): give the JSON reports the audit wrote")
-        try:
-            _add_stored_hosts(hosts, seen, source, document)
-        except (KeyError, TypeError, AttributeError) as exc:
-            reason = (f"the field {exc} is missing" if isinstance(exc, KeyError)
-                      else f"a field has the wrong type ({exc})")
-            raise InputError(f"{source} is not a complete mailops.tls audit report: {reason}; give the JSON reports "
-                             "the audit wrote, unchanged") from None
+        _check_stored_report(source, document)
+        _add_stored_hosts(hosts, seen, source, document)
     return hosts
+
+
+def _check_stored_report(source: str, document: dict) -> None:
+    """Every field of a report to merge, checked against the report's schema before any is used."""
+    problems = errors(document, REPORT_SCHEMA)
+    if problems and all(problem.endswith(": found_by is missing") for problem in problems):
+        raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
+                         "comparison of hosts added: audit those hosts again before merging")
+    check_document(document, REPORT_SCHEMA, f"{source}, a mailops.tls audit report to merge,",
+                   "give the JSON reports the audit wrote, unchanged")
 
 
 def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> None:
@@ -285,9 +302,6 @@ def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> N
 
 def _stored_result(endpoint: dict, source: str) -> dict:
     """One endpoint of a JSON report in the shape of a mail_tls_endpoint_info result, as _judge_endpoint reads it."""
-    if any("found_by" not in item for item in endpoint["findings"]):
-        raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
-                         "comparison of hosts added: audit those hosts again before merging")
     chain = endpoint["chain"]
     kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
             "error", "tls_version", "cipher", "seconds")
@@ -363,7 +377,7 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
                      f"served by {soonest['endpoint']}")
     for kind, path in (paths or {}).items():
         lines.append(f"{kind} report: {path}")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def verdict_lines(document: Optional[dict]) -> list:
@@ -378,7 +392,7 @@ def verdict_lines(document: Optional[dict]) -> list:
             codes = sorted({f["code"] for f in e["findings"] if f["status"] == "violation"})
             lines.append(f"{host['name']} {e['service']} {e['name']}: {e['verdict']}"
                          + (f" ({', '.join(codes)})" if codes else ""))
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _one_line(text: str) -> str:
@@ -513,8 +527,8 @@ def _chain_words(endpoint: dict) -> str:
 
 def _cell_entry(endpoint: dict, several: bool) -> str:
     icon, word = _LABELS[endpoint["verdict"]]
-    lines = [f'<div class="entry {endpoint["verdict"]}" data-endpoint="{_e(endpoint["name"])}" '
-             f'data-verdict="{endpoint["verdict"]}">',
+    lines = [f'<div class="entry {_e(endpoint["verdict"])}" data-endpoint="{_e(endpoint["name"])}" '
+             f'data-verdict="{_e(endpoint["verdict"])}">',
              f'<a href="#{_anchor(endpoint)}" class="verdict">{icon} {word}</a>']
     if several:
         lines.append(f'<div class="small">{_e(endpoint.get("server_name") or endpoint["address"])}'
@@ -589,7 +603,7 @@ def _certificate_lines(endpoint: dict) -> str:
     rows = []
     for position, cert in enumerate(chain["presented"], 1):
         rows.append(f"<li>#{position} {_e(cert['subject'])} <span class='small'>issued by {_e(cert['issuer'])}; "
-                    f"valid until {_e(cert['not_after'])} ({cert['days_left']} days)</span></li>")
+                    f"valid until {_e(cert['not_after'])} ({_e(cert['days_left'])} days)</span></li>")
     root = chain["root"]
     if root:
         rows.append(f"<li>root (not sent, as it should be): {_e(root['subject'])} "
@@ -609,9 +623,9 @@ def _details(document: dict) -> str:
             listed += 1
             icon, word = _LABELS[endpoint["verdict"]]
             parts.append(f'<section id="{_anchor(endpoint)}" data-endpoint="{_e(endpoint["name"])}">'
-                         f'<h3><span class="verdict {endpoint["verdict"]}">{icon} {word}</span> '
+                         f'<h3><span class="verdict {_e(endpoint["verdict"])}">{icon} {word}</span> '
                          f'{_e(host["name"])} &middot; {_e(endpoint["service"])} &middot; '
-                         f'<span class="mono">{_e(endpoint["address"])}:{endpoint["port"]}</span>'
+                         f'<span class="mono">{_e(endpoint["address"])}:{_e(endpoint["port"])}</span>'
                          f'{" &middot; " + _e(endpoint["server_name"]) if endpoint.get("server_name") else ""}</h3>')
             if endpoint["reachable"]:
                 parts.append(f"<p class='small'>{_e(endpoint.get('tls_version') or '')} "
@@ -654,8 +668,9 @@ def html_page(document: dict) -> str:
         f"policy: every error fails{', also ' + _e(', '.join(policy['fail_on'])) if policy['fail_on'] else ''}"
         f"{'; waived: ' + _e(', '.join(policy['ignore'])) if policy['ignore'] else ''}.</p>",
         f'<div class="banner {state}" id="verdict" data-passed="{str(document["passed"]).lower()}">'
-        f"<strong>{_e(headline)}</strong><br>{s['hosts']} host(s), {s['endpoints']} endpoint(s): "
-        f"{s['pass']} OK, {s['warn']} with warnings, {s['fail']} with problems; {s['reachable']} answered.</div>",
+        f"<strong>{_e(headline)}</strong><br>{_e(s['hosts'])} host(s), {_e(s['endpoints'])} endpoint(s): "
+        f"{_e(s['pass'])} OK, {_e(s['warn'])} with warnings, {_e(s['fail'])} with problems; "
+        f"{_e(s['reachable'])} answered.</div>",
         expiry,
         "<p>Each mail service must present a certificate that mail clients can verify: valid for the name they "
         "connect by, with every intermediate certificate sent in order, up to a root the clients trust. "

@@ -115,7 +115,7 @@ def test_assert_ignoring_the_broken_backends_codes_passes(lab, tmp_path, broken_
     (INFO, {"port": 0}, {}, "endpoint 127.0.0.1:0: port must be a number from 1 to 65535"),
     (ASSERT, {"port": 0}, {}, "endpoint 127.0.0.1:0: port must be a number from 1 to 65535"),
     (INFO, {"port": 25, "protocol": "smtpx"}, {}, "value of protocol must be one of: smtp, lmtp, imap"),
-    (INFO, {"port": 25}, {"timeout": 0}, "timeout must be more than 0 seconds"),
+    (INFO, {"port": 25}, {"timeout": 0}, "timeout must be more than 0 and at most 3600 seconds"),
 ], ids=["info-port-0", "assert-port-0", "info-unknown-protocol", "info-timeout-0"])
 def test_bad_endpoint_input_fails_clearly_without_a_traceback(tmp_path, module, endpoint, extra, words):
     result = run_task(tmp_path, module, {"endpoints": [{"address": "127.0.0.1", **endpoint}], **extra})

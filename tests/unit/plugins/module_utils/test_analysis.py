@@ -267,7 +267,7 @@ def test_request_from_params_with_pkcs12(files):
 
 
 @pytest.mark.parametrize(("values", "words"), [
-    ({"expires_soon_days": -1}, ["expires_soon_days", "0 or more"]),
+    ({"expires_soon_days": -1}, ["expires_soon_days", "from 0 to 36500"]),
     ({"names": ["mail example.test"]}, ["names:", "'mail example.test'", "white space"]),
     ({"names": ["*.example.test"]}, ["names:", "wildcard"]),
     ({"names": [MAIL, ""]}, ["names:", "empty"]),

@@ -199,15 +199,15 @@ def test_merging_refuses_what_is_not_an_audit_report(other):
 
 
 @pytest.mark.parametrize("damage, reason", [
-    (lambda doc: doc.pop("hosts"), "the field 'hosts' is missing"),
-    (lambda doc: doc["hosts"][0].pop("endpoints"), "the field 'endpoints' is missing"),
-    (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "the field 'chain' is missing"),
-    (lambda doc: doc["hosts"][0].update(endpoints=7), "a field has the wrong type"),
+    (lambda doc: doc.pop("hosts"), "($: hosts is missing)"),
+    (lambda doc: doc["hosts"][0].pop("endpoints"), "($.hosts[0]: endpoints is missing)"),
+    (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "($.hosts[1].endpoints[0]: chain is missing)"),
+    (lambda doc: doc["hosts"][0].update(endpoints=7), "($.hosts[0].endpoints: 7 is not of type ['array'])"),
 ])
 def test_merging_refuses_a_damaged_report_naming_what_is_wrong(document, damage, reason):
     damaged = json.loads(json.dumps(document))
     damage(damaged)
-    expected = f"edited.json is not a complete mailops.tls audit report: {reason}"
+    expected = f"edited.json, a mailops.tls audit report to merge, does not match its schema {reason}"
     with pytest.raises(InputError, match=re.escape(expected)):
         hosts_from_reports([("edited.json", damaged)])
 
