@@ -14,6 +14,7 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils import tlsa as tlsalib
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
@@ -91,10 +92,15 @@ class Analysis:
         def entry(item: ChainEntry) -> dict:
             return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
 
+        def served(item: ChainEntry, usage: int) -> dict:
+            """An entry with the TLSA records that would match it: DANE-EE for the leaf, DANE-TA for issuers."""
+            return dict(entry(item), tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
+
         return {
             "certificates": [entry(item) for item in self.certificates],
-            "chain": [entry(item) for item in self.chain],
-            "root": entry(self.root) if self.root else None,
+            "chain": [served(item, tlsalib.DANE_TA if position else tlsalib.DANE_EE)
+                      for position, item in enumerate(self.chain)],
+            "root": served(self.root, tlsalib.DANE_TA) if self.root else None,
             "issues": [f.as_dict() for f in self.findings],
             "names": [_name_dict(match) for match in self.names],
             "complete": self.complete, "ordered": self.ordered, "trusted": self.trusted,

@@ -20,7 +20,9 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoints import misma
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
+    DANE_CODES,
     DEPLOY_CODES,
+    MTA_STS_CODES,
     PROBE_ERROR_CODES,
     CertificateRef,
     Finding,
@@ -50,6 +52,8 @@ CHECKS = {
     "keys": ("key_mismatch", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
+    "dane": DANE_CODES,
+    "mta_sts": MTA_STS_CODES,
 }
 CHECK_TITLES = {
     "connection": "a TLS connection can be made",
@@ -59,6 +63,8 @@ CHECK_TITLES = {
     "validity": "no certificate has expired or expires soon",
     "keys": "keys and signatures are strong",
     "consistency": "every backend and service sends the same chain",
+    "dane": "published DANE TLSA records authenticate the chain",
+    "mta_sts": "the MTA-STS policy covers the host and its certificate",
 }
 CHECK_OF = {code: check for check, codes in CHECKS.items() for code in codes}
 
@@ -107,6 +113,18 @@ FIXES = {
     "setting_overridden": "Remove the override, or point it at the same files.",
     "tlsproxy_overridden": "Let the deploy role set postscreen's TLS proxy back to the smtpd files.",
     "old_chain_served": "Check which files that service reads, and how it is reloaded.",
+    "dns_lookup_failed": "Re-sign the zone and check its DS record at the parent (or that the name servers answer).",
+    "tlsa_mismatch": "Publish the records for the new chain next to the current ones, wait the TTL, then deploy.",
+    "tlsa_unusable": "Replace it with a 3 1 1 record for the server's key or a 2 1 1 record for its issuer.",
+    "tlsa_insecure": "Sign the zone and publish its DS record at the parent, and ask a validating resolver.",
+    "tlsa_leftover": "Remove it once no server uses that key any more and its TTL has passed; keep it when it is the "
+                     "next key.",
+    "mta_sts_invalid": "Serve a valid policy over HTTPS with a publicly trusted certificate.",
+    "mta_sts_mx_mismatch": "Add the host, or a pattern that covers it, to the policy and change the id in the _mta-sts "
+                           "TXT record.",
+    "mta_sts_certificate": "Serve a publicly trusted chain that lists the MX host name.",
+    "mta_sts_missing": "Nothing, unless you want MTA-STS: publish a policy and its TXT record.",
+    "tls_rpt_missing": "Publish a TLS-RPT record with a mailto: or https: address.",
 }
 
 

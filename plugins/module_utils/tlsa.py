@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ansible_collections.mailops.tls.plugins.module_utils import der as derlib
@@ -22,8 +21,9 @@ FULL, SHA2_256, SHA2_512 = 0, 1, 2
 MATCHING_TYPES = {FULL: "Full", SHA2_256: "SHA2-256", SHA2_512: "SHA2-512"}
 DIGEST_LENGTHS = {SHA2_256: 32, SHA2_512: 64}
 
-# Every selector and matching type, in the order results list them: the recommended SPKI SHA2-256 first.
-FORMS = ((SPKI, SHA2_256), (CERT, SHA2_256), (SPKI, SHA2_512), (CERT, SHA2_512), (SPKI, FULL), (CERT, FULL))
+# The hashed selector and matching type pairs, in the order results list them: the recommended SPKI SHA2-256 first.
+# (Full records would only repeat the certificate or its key.)
+HASHED_FORMS = ((SPKI, SHA2_256), (CERT, SHA2_256), (SPKI, SHA2_512), (CERT, SHA2_512))
 
 
 @dataclass(frozen=True, order=True)
@@ -84,14 +84,9 @@ def record_for(certificate_der: bytes, usage: int = DANE_EE, selector: int = SPK
     return TlsaRecord(usage, selector, matching_type, association_data(certificate_der, selector, matching_type))
 
 
-def chain_records(chain_der: Sequence[bytes]) -> list[list[TlsaRecord]]:
-    """For each certificate of a chain (leaf first), the records that would match it: DANE-EE (3 x x) for the
-    leaf, DANE-TA (2 x x) for each issuer, every selector and matching type, the recommended SPKI SHA-256 first."""
-    result = []
-    for position, certificate in enumerate(chain_der):
-        usage = DANE_EE if position == 0 else DANE_TA
-        result.append([record_for(certificate, usage, selector, matching) for selector, matching in FORMS])
-    return result
+def certificate_records(certificate_der: bytes, usage: int) -> list[TlsaRecord]:
+    """The hashed records of this usage that match the certificate, in HASHED_FORMS order."""
+    return [record_for(certificate_der, usage, selector, matching) for selector, matching in HASHED_FORMS]
 
 
 # '3 1 1 <hex>', optionally after 'owner [TTL] [IN] TLSA' as zone files and dig print records
