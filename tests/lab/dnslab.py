@@ -162,6 +162,8 @@ class DnsLab:
 
     def _start(self, name: str, argv: list, address: str, port: int = 53) -> None:
         log = self.directory / f"{name}.log"
+        if _listening(address, port):
+            raise DnsLabError(f"something else listens on {address}:{port} already: stop it first (another DNS lab?)")
         with open(log, "ab") as handle:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle,
                                        start_new_session=True)
@@ -256,6 +258,37 @@ def _listening(address: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((address, port)) == 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The zones for the mail lab (tests/lab/lab.py)
+
+SIGNED, BOGUS, UNSIGNED = "example.test", "bogus.test", "unsigned.test"
+TLSA_TTL = 3600
+TLS_RPT = "v=TLSRPTv1; rua=mailto:tls-reports@example.test"
+
+
+def mail_zone(lab, tlsa: dict, policy_id: str = "1") -> Zone:
+    """example.test for a running mail lab: MX 10 mx1, MX 20 mx2, ... at the backends' addresses, the TLSA records
+    tlsa ({'mx1': ['3 1 1 ...'], ...}) at _25._tcp.<mx>, an _mta-sts record, mta-sts at the HTTPS address and a
+    TLS-RPT record."""
+    records = [f"@ MX {10 * backend.number} {backend.name}" for backend in lab.backends]
+    records += [f"{backend.name} A {backend.address}" for backend in lab.backends]
+    records += [f"_25._tcp.{host} {TLSA_TTL} TLSA {record}" for host, items in tlsa.items() for record in items]
+    records += [f'_mta-sts TXT "v=STSv1; id={policy_id}"', f"mta-sts A {HTTPS}", f'_smtp._tls TXT "{TLS_RPT}"']
+    return Zone(tuple(records))
+
+
+def side_zones(lab, record: str) -> dict:
+    """bogus.test (signed, with a damaged TLSA signature) and unsigned.test (not signed), each with mx1 at the first
+    backend's address and record at _25._tcp.mx1."""
+    address = lab.backends[0].address
+    records = ("@ MX 10 mx1", f"mx1 A {address}", f"_25._tcp.mx1 TLSA {record}")
+    return {BOGUS: Zone(records, bogus=("_25._tcp.mx1",)), UNSIGNED: Zone(records, signed=False)}
+
+
+def policy(*patterns: str, mode: str = "enforce") -> str:
+    return "version: STSv1\n" + f"mode: {mode}\n" + "".join(f"mx: {p}\n" for p in patterns) + "max_age: 86400\n"
 
 
 # --------------------------------------------------------------------------------------------------------------

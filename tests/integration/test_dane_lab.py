@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""DANE and MTA-STS against the real lab: NSD serving signed zones, a validating Unbound, Postfix on port 25, an
+HTTPS server for the policy. Every DANE verdict is compared with Postfix's own posttls-finger on the same DNS."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import dnslab
+import pytest
+
+from ansible_collections.mailops.tls.plugins.module_utils import dane
+from ansible_collections.mailops.tls.plugins.module_utils import dns as dnslib
+from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement
+from ansible_collections.mailops.tls.plugins.module_utils.domaincheck import Request, check
+from ansible_collections.mailops.tls.plugins.module_utils.load import load_bytes
+from ansible_collections.mailops.tls.plugins.module_utils.tlsa import record_for
+
+RESOLVER = dnslib.Resolver(dnslab.RESOLVER, 53, 5.0)
+
+
+def domain_check(lab, domain: str = dnslab.SIGNED, **options) -> dict:
+    judgement = Judgement(roots=load_bytes(lab.pki.root_pem, "the lab root"))
+    return check(Request(domain=domain, resolver=RESOLVER, judgement=judgement, timeout=5.0, **options))
+
+
+def by_mx(result: dict) -> dict:
+    return {endpoint["mx"]: endpoint for endpoint in result["endpoints"]}
+
+
+def codes(endpoint: dict) -> set:
+    return {issue["code"] for issue in endpoint["issues"]}
+
+
+# posttls-finger ------------------------------------------------------------------------------------------------
+
+
+def posttls_finger(host: str, port: int = 25) -> str:
+    """Postfix's own verdict: posttls-finger -l dane for [host]:port, with the lab resolver as the system's in a
+    private mount namespace (LAB-NOTES: glibc passes the AD bit only with 'options trust-ad')."""
+    with tempfile.TemporaryDirectory() as scratch:
+        resolv = Path(scratch) / "resolv.conf"
+        resolv.write_text(f"nameserver {dnslab.RESOLVER}\noptions trust-ad\n")
+        (Path(scratch) / "main.cf").write_text("compatibility_level = 3.6\n")  # Postfix's defaults otherwise
+        script = (f"mount --bind {resolv} /etc/resolv.conf && exec posttls-finger -c -l dane -L summary "
+                  f"-t 5 -T 10 '[{host}]:{port}'")
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
+                              check=False, env=dict(os.environ, MAIL_CONFIG=scratch))
+    return done.stdout + done.stderr
+
+
+FINGER_VERDICTS = {
+    # what posttls-finger prints -> the collection's DANE status for the same host
+    dane.VERIFIED: r"Verified TLS connection established",
+    dane.MISMATCH: r"Untrusted TLS connection established|certificate verification failed",
+    dane.INSECURE: r"(Untrusted|Anonymous) TLS connection established",
+    dane.LOOKUP_FAILED: r"TLSA lookup error",
+}
+
+
+def assert_posttls_finger_agrees(host: str, status: str) -> None:
+    output = posttls_finger(host)
+    assert re.search(FINGER_VERDICTS[status], output), f"posttls-finger for {host} (expected {status}):\n{output}"
+    if status != dane.VERIFIED:
+        assert "Verified TLS" not in output, output
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_posttls_finger(dns_lab):
+    if shutil.which("posttls-finger") is None or shutil.which("unshare") is None:
+        pytest.fail("posttls-finger (postfix) and unshare (util-linux) are installed with the lab")
+
+
+# tests ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_resolver_validates_the_lab_zones_and_refuses_every_other_name(dns_lab):
+    signed = dnslib.query(RESOLVER, "_25._tcp.mx1.example.test", "TLSA")
+    assert signed.secure and signed.rcode == "NOERROR" and len(signed.records) == 2
+    assert signed.original_ttl == dnslab.TLSA_TTL
+    assert dnslib.query(RESOLVER, "_25._tcp.mx1.bogus.test", "TLSA").rcode == "SERVFAIL"
+    unsigned = dnslib.query(RESOLVER, "_25._tcp.mx1.unsigned.test", "TLSA")
+    assert not unsigned.secure and len(unsigned.records) == 1
+    assert dnslib.query(RESOLVER, "example.org", "MX").rcode == "REFUSED"
+
+
+def test_matching_records_verify_every_mx_as_postfix_does(lab, dns_lab):
+    result = domain_check(lab)
+    assert [mx["name"] for mx in result["mx"]] == ["mx1.example.test", "mx2.example.test", "mx3.example.test"]
+    assert all(mx["secure"] for mx in result["mx"])
+    endpoints = by_mx(result)
+    assert {mx: e["dane"]["status"] for mx, e in endpoints.items()} == dict.fromkeys(endpoints, dane.VERIFIED)
+    # mx3 has only the 2 1 1 record: DANE-TA with the name checked
+    assert endpoints["mx3.example.test"]["dane"]["records"][0]["authenticates"]
+    assert result["records_to_publish"] == [] and result["errors"] == 0
+    for host in endpoints:
+        assert_posttls_finger_agrees(host, dane.VERIFIED)
+
+
+def test_a_lagging_rollover_is_refused_then_passes_after_the_next_record_is_published(lab, dns_lab):
+    new = lab.pki.intermediate.leaf("mx1.example.test", "mx2.example.test", "mx3.example.test")
+    planned = (new.der, lab.pki.intermediate.der)
+    only_current = {"mx1": [str(record_for(lab.pki.leaf.der))]}
+    try:
+        dns_lab.publish(only_current)
+        lagging = domain_check(lab, mx=("mx1.example.test",), chain_der=planned, mta_sts=False)
+        assert lagging["endpoints"][0]["dane"]["status"] == dane.MISMATCH
+        assert lagging["records_to_publish"] == [{"name": "_25._tcp.mx1.example.test", "ttl": dnslab.TLSA_TTL,
+                                                  "records": [str(record_for(new.der)),
+                                                              str(record_for(lab.pki.intermediate.der, 2, 1, 1))]}]
+        dns_lab.publish({"mx1": [*only_current["mx1"], str(record_for(new.der))]})  # current + next
+        published = domain_check(lab, mx=("mx1.example.test",), chain_der=planned, mta_sts=False)
+        assert published["endpoints"][0]["dane"]["status"] == dane.VERIFIED
+        assert published["records_to_publish"] == []
+        # Live, the old key still serves: the next record is reported as matching nothing served yet.
+        live = by_mx(domain_check(lab, mx=("mx1.example.test",), mta_sts=False))["mx1.example.test"]
+        assert live["dane"]["status"] == dane.VERIFIED and live["dane"]["leftover"] == [str(record_for(new.der))]
+        assert_posttls_finger_agrees("mx1.example.test", dane.VERIFIED)
+    finally:
+        dns_lab.restore()
+
+
+def test_records_that_match_nothing_served_fail_as_they_do_for_postfix(lab, dns_lab):
+    stranger = lab.pki.intermediate.leaf("mx1.example.test")
+    try:
+        dns_lab.publish({"mx1": [str(record_for(stranger.der))]})
+        endpoint = by_mx(domain_check(lab, mx=("mx1.example.test",), mta_sts=False))["mx1.example.test"]
+        assert endpoint["dane"]["status"] == dane.MISMATCH and "tlsa_mismatch" in codes(endpoint)
+        assert_posttls_finger_agrees("mx1.example.test", dane.MISMATCH)
+    finally:
+        dns_lab.restore()
+
+
+def test_a_bogus_signature_means_senders_defer(lab, dns_lab):
+    result = domain_check(lab, dnslab.BOGUS, mta_sts=False)
+    endpoint = result["endpoints"][0]
+    assert endpoint["dane"]["status"] == dane.LOOKUP_FAILED and "dns_lookup_failed" in codes(endpoint)
+    assert "SERVFAIL" in endpoint["dane"]["tlsa"]["error"]
+    assert_posttls_finger_agrees("mx1.bogus.test", dane.LOOKUP_FAILED)
+
+
+def test_an_unsigned_zone_means_dane_does_not_apply(lab, dns_lab):
+    result = domain_check(lab, dnslab.UNSIGNED, mta_sts=False)
+    endpoint = result["endpoints"][0]
+    assert not result["mx"][0]["secure"]
+    assert endpoint["dane"]["status"] == dane.INSECURE and not endpoint["dane"]["applies"]
+    # A warning, not an error: senders deliver with opportunistic TLS. (name_mismatch is there too: the lab's
+    # certificate does not name mx1.unsigned.test.)
+    assert "tlsa_insecure" in codes(endpoint) and not {"tlsa_mismatch", "dns_lookup_failed"} & codes(endpoint)
+    assert_posttls_finger_agrees("mx1.unsigned.test", dane.INSECURE)
+
+
+def test_mta_sts_policy_and_tls_rpt_are_read_and_every_mx_is_covered(lab, dns_lab):
+    result = domain_check(lab)
+    assert result["mta_sts"]["id"] == "1" and result["mta_sts"]["policy"]["mode"] == "enforce"
+    assert result["mta_sts"]["tls_rpt"] == dnslab.TLS_RPT
+    endpoints = by_mx(result)
+    assert endpoints["mx1.example.test"]["mta_sts"] == {"mode": "enforce", "pattern": "mx1.example.test",
+                                                        "certificate_valid": True}
+    assert endpoints["mx2.example.test"]["mta_sts"]["pattern"] == "*.example.test"
+    assert not any(issue["code"].startswith(("mta_sts", "tls_rpt")) for issue in result["issues"])
+
+
+def test_a_policy_whose_mx_patterns_miss_a_host_is_reported_for_that_host(lab, dns_lab):
+    try:
+        dns_lab.serve_policy(dnslab.policy("mx1.example.test", "mx3.example.test"))
+        endpoints = by_mx(domain_check(lab))
+        assert "mta_sts_mx_mismatch" in codes(endpoints["mx2.example.test"])
+        assert endpoints["mx2.example.test"]["mta_sts"]["pattern"] is None
+        assert "mta_sts_mx_mismatch" not in codes(endpoints["mx1.example.test"])
+    finally:
+        dns_lab.restore()
+
+
+def test_a_policy_server_without_a_web_pki_certificate_is_invalid(lab, dns_lab):
+    result = check(Request(domain=dnslab.SIGNED, resolver=RESOLVER, judgement=Judgement(), timeout=5.0))
+    assert result["mta_sts"]["error"] and "Web PKI" in result["mta_sts"]["error"]
+    assert "mta_sts_invalid" in {issue["code"] for issue in result["issues"]}
+    # Without the lab root the MX chains are not Web PKI valid either.
+    assert "mta_sts_certificate" not in codes(by_mx(result)["mx1.example.test"])  # no policy: not judged
+
