@@ -100,13 +100,13 @@ def matching_pattern(host: str, patterns: Sequence[str]) -> Optional[str]:
     return None
 
 
-def fetch_policy(domain: str, address: str, context: ssl.SSLContext, timeout: float) -> str:
+def fetch_policy(domain: str, address: str, context: ssl.SSLContext, timeout: float, port: int = 443) -> str:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt from address, verified under context (Web PKI rules:
     trusted chain, valid for mta-sts.<domain>); no redirects, status 200 only (RFC 8461 section 3.3)."""
     host = f"mta-sts.{domain}"
     where = f"https://{host}{POLICY_PATH} (at {address})"
     try:
-        with socket.create_connection((address, 443), timeout) as raw, \
+        with socket.create_connection((address, port), timeout) as raw, \
                 context.wrap_socket(raw, server_hostname=host) as tls:
             tls.sendall(f"GET {POLICY_PATH} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
                         "User-Agent: mailops.tls\r\n\r\n".encode("ascii"))
