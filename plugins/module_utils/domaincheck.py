@@ -171,9 +171,9 @@ def check(request: Request) -> dict:
         "leftover_records": [{"name": v["tlsa"]["name"], "records": v["leftover"]}
                              for v in verdicts if v["leftover"]],
         "issues": issues,
-        "summary": {status: sum(v["status"] == status for v in verdicts) for status in dane.STATUSES},
-        "errors": sum(issue["severity"] == ERROR for issue in issues),
-        "warnings": sum(issue["severity"] == WARNING for issue in issues),
+        "summary": dict({status: sum(v["status"] == status for v in verdicts) for status in dane.STATUSES},
+                        errors=sum(issue["severity"] == ERROR for issue in issues),
+                        warnings=sum(issue["severity"] == WARNING for issue in issues)),
     }
 
 

@@ -99,7 +99,7 @@ def test_matching_records_verify_every_mx_as_postfix_does(lab, dns_lab):
     assert {mx: e["dane"]["status"] for mx, e in endpoints.items()} == dict.fromkeys(endpoints, dane.VERIFIED)
     # mx3 has only the 2 1 1 record: DANE-TA with the name checked
     assert endpoints["mx3.example.test"]["dane"]["records"][0]["authenticates"]
-    assert result["records_to_publish"] == [] and result["errors"] == 0
+    assert result["records_to_publish"] == [] and result["summary"]["errors"] == 0
     for host in endpoints:
         assert_posttls_finger_agrees(host, dane.VERIFIED)
 
