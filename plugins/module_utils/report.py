@@ -67,6 +67,9 @@ CHECK_TITLES = {
     "mta_sts": "the MTA-STS policy covers the host and its certificate",
 }
 CHECK_OF = {code: check for check, codes in CHECKS.items() for code in codes}
+# Checks that run only where the endpoint carries their data (mail_tls_dane_info results): skipped elsewhere.
+DATA_CHECKS = ("dane", "mta_sts")
+DANE_KEYS = ("status", "applies", "tlsa", "missing", "leftover")
 
 # How to fix each finding, in words a non-expert can act on; the same advice as docs/issue-codes.md (a test checks).
 FIXES = {
@@ -195,7 +198,9 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
     checks = []
     for check, codes in CHECKS.items():
         mine = [f for f in findings if f.code in codes]
-        if not reachable and check != "connection" and not any(status_of[id(f)] == "violation" for f in mine):
+        unchecked = check in DATA_CHECKS and endpoint.get(check) is None and not mine
+        if unchecked or (not reachable and check != "connection"
+                         and not any(status_of[id(f)] == "violation" for f in mine)):
             status = SKIPPED
         elif any(status_of[id(f)] == "violation" for f in mine):
             status = FAIL
@@ -220,12 +225,19 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
                   "presented": [_cert_summary(cert) for cert in presented],
                   "root": _cert_summary(endpoint.get("root"))},
         "expiry": _expiry(endpoint),
+        "dane": _dane_summary(endpoint.get("dane")),
+        "mta_sts": endpoint.get("mta_sts"),
         "checks": checks,
         "findings": [dict(f.as_dict(), status=status_of[id(f)], check=CHECK_OF.get(f.code, "chain"),
                           summary=CODES[f.code][1] if f.code in CODES else f.code, fix=FIXES.get(f.code, ""),
                           found_by=COMPARISON if id(f) in from_comparison else PROBE)
                      for f in findings],
     }
+
+
+def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
+    """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
+    return {key: verdict[key] for key in DANE_KEYS} if verdict else None
 
 
 def _unprobed(host: str, address: Optional[str], error: str) -> dict:
@@ -307,7 +319,7 @@ def _stored_result(endpoint: dict, source: str) -> dict:
                          "comparison of hosts added: audit those hosts again before merging")
     chain = endpoint["chain"]
     kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
-            "error", "tls_version", "cipher", "seconds")
+            "error", "tls_version", "cipher", "seconds", "dane", "mta_sts")
     return {
         **{key: endpoint.get(key) for key in kept}, "ok": endpoint["reachable"], "complete": chain["complete"],
         "ordered": chain["ordered"], "trusted": chain["trusted"],
@@ -444,7 +456,8 @@ def junit_xml(document: dict) -> str:
                 elif check["status"] == SKIPPED:
                     counts.update(skipped=1)
                     error = endpoint.get("error") or {}
-                    ET.SubElement(case, "skipped", message=_xml_text(f"no TLS connection ({error.get('code')})"))
+                    reason = f"no TLS connection ({error.get('code')})" if error else "not checked in this audit"
+                    ET.SubElement(case, "skipped", message=_xml_text(reason))
                 notes = [f for f in mine if f["status"] in ("warning", "waived", "info")]
                 if notes and check["status"] != SKIPPED:
                     out = ET.SubElement(case, "system-out")
@@ -541,11 +554,28 @@ def _cell_entry(endpoint: dict, several: bool) -> str:
     else:
         code = (endpoint.get("error") or {}).get("code")
         lines.append(f'<div>{_e(_ERROR_WORDS.get(code, code or "no connection"))}</div>')
+    lines.extend(f'<div class="small" data-{key}="{_e(value)}">{_e(words)}</div>'
+                 for key, value, words in _dns_words(endpoint))
     problems = sorted({f["code"] for f in endpoint["findings"] if f["status"] in ("violation", "warning")})
     lines.extend(f'<div class="small problem" data-code="{_e(code)}">{_e(code.replace("_", " "))}</div>'
                  for code in problems)
     lines.append("</div>")
     return "".join(lines)
+
+
+def _dns_words(endpoint: dict) -> list:
+    """(data attribute, value, words) for the DANE and MTA-STS verdicts an endpoint carries."""
+    words = []
+    dane = endpoint.get("dane")
+    if dane:
+        words.append(("dane", dane["status"], f"DANE: {dane['status'].replace('_', ' ')}"
+                      + (f", publish {len(dane['missing'])} record(s)" if dane["status"] == "mismatch" else "")))
+    policy = endpoint.get("mta_sts")
+    if policy:
+        covered = f"covered by {policy['pattern']}" if policy["pattern"] else "not in the policy"
+        valid = "certificate valid" if policy["certificate_valid"] else "certificate not Web PKI valid"
+        words.append(("mta-sts", policy["mode"], f"MTA-STS {policy['mode']}: {covered}, {valid}"))
+    return words
 
 
 def _matrix(document: dict) -> str:

@@ -8,16 +8,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import dnslab
 import pytest
+import report_schema
 
 from ansible_collections.mailops.tls.plugins.module_utils import dane
 from ansible_collections.mailops.tls.plugins.module_utils import dns as dnslib
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement
 from ansible_collections.mailops.tls.plugins.module_utils.domaincheck import Request, check
 from ansible_collections.mailops.tls.plugins.module_utils.load import load_bytes
+from ansible_collections.mailops.tls.plugins.module_utils.report import build_report, html_page, junit_xml
 from ansible_collections.mailops.tls.plugins.module_utils.tlsa import record_for
 
 RESOLVER = dnslib.Resolver(dnslab.RESOLVER, 53, 5.0)
@@ -186,3 +189,31 @@ def test_a_policy_server_without_a_web_pki_certificate_is_invalid(lab, dns_lab):
     # Without the lab root the MX chains are not Web PKI valid either.
     assert "mta_sts_certificate" not in codes(by_mx(result)["mx1.example.test"])  # no policy: not judged
 
+
+
+def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(lab, dns_lab):
+    stranger = lab.pki.intermediate.leaf("mx1.example.test")
+    try:
+        dns_lab.publish({"mx1": [str(record_for(stranger.der))], "mx2": dns_lab.tlsa["mx2"]})
+        dns_lab.serve_policy(dnslab.policy("mx1.example.test"))
+        result = domain_check(lab)
+    finally:
+        dns_lab.restore()
+    document = build_report([{"name": "example.test (DNS)", "address": None, "result": result}])
+    assert report_schema.errors(document, report_schema.load_schema()) == []
+    endpoints = {endpoint["server_name"]: endpoint for endpoint in document["hosts"][0]["endpoints"]}
+    checks = {name: {c["check"]: c["status"] for c in e["checks"]} for name, e in endpoints.items()}
+    assert checks["mx1.example.test"]["dane"] == "fail" and checks["mx1.example.test"]["mta_sts"] == "pass"
+    assert checks["mx2.example.test"]["dane"] == "pass" and checks["mx2.example.test"]["mta_sts"] == "fail"
+    # no TLSA records for mx3 here: DANE does not apply, nothing fails
+    assert checks["mx3.example.test"]["dane"] == "pass"
+    assert endpoints["mx3.example.test"]["dane"]["status"] == "no_records"
+    assert endpoints["mx1.example.test"]["dane"]["missing"] == [str(record_for(lab.pki.leaf.der)),
+                                                             str(record_for(lab.pki.intermediate.der, 2, 1, 1))]
+    junit = ET.fromstring(junit_xml(document))
+    failures = {" ".join(re.match(r"(\w+): .*\((\S+)\)", case.get("name")).groups())
+                for case in junit.iter("testcase") if case.find("failure") is not None}
+    assert {"dane mx1.example.test", "mta_sts mx2.example.test"} <= failures
+    page = html_page(document)
+    assert 'data-dane="mismatch"' in page and 'data-dane="verified"' in page
+    assert "MTA-STS enforce: not in the policy" in page
