@@ -112,6 +112,9 @@ def mx_hosts(request: Request) -> tuple[list[MxHost], list[Finding]]:
         secure = answer.secure
     hosts = []
     for preference, name in names:
+        if request.chain_der:  # a planned chain is judged, nothing is probed: no address needed
+            hosts.append(MxHost(name, preference, (), secure))
+            continue
         addresses, address_secure, error = _addresses(request.resolver, name)
         if error:
             findings.append(finding("dns_lookup_failed", f"the address lookup of MX host {name} failed ({error}): "
