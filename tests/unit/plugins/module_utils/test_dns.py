@@ -40,16 +40,28 @@ class Server:
 
     def __init__(self, answer) -> None:
         self.answer = answer
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
+        self.udp, self.tcp = self._bind_pair()
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket()
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
         self.tcp.listen()
         self.queries: list = []
         for target in (self._serve_udp, self._serve_tcp):
             threading.Thread(target=target, daemon=True).start()
+
+    @staticmethod
+    def _bind_pair() -> tuple:
+        """A UDP and a TCP socket on one free port (the UDP port's TCP twin may be taken on a busy machine)."""
+        for _attempt in range(50):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            tcp = socket.socket()
+            try:
+                tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            except OSError:
+                udp.close()
+                tcp.close()
+                continue
+            return udp, tcp
+        raise OSError("no port free for both UDP and TCP on 127.0.0.1")
 
     def _serve_udp(self) -> None:
         while True:
