@@ -93,8 +93,8 @@ class DaneVerdict:
         return tuple(v.record for v in self.records if v.usable and not v.matches)
 
     def as_dict(self) -> dict:
-        return {"tlsa": self.tlsa.as_dict(), "status": self.status, "applies": self.status not in (INSECURE,
-                                                                                                 NO_RECORDS),
+        return {"tlsa": self.tlsa.as_dict(), "status": self.status,
+                "applies": self.status not in (INSECURE, NO_RECORDS),
                 "records": [v.as_dict() for v in self.records], "to_publish": [str(r) for r in self.to_publish],
                 "missing": [str(r) for r in self.missing], "leftover": [str(r) for r in self.leftover],
                 "issues": [f.as_dict() for f in self.findings]}
@@ -208,4 +208,3 @@ def _name_problem(leaf_der: bytes, mx_host: str, domain: Optional[str]) -> Optio
         return None
     return (f"the server certificate is not valid for {' or '.join(wanted)} (DANE-TA checks names): get one that "
             f"lists {mx_host}")
-

@@ -297,4 +297,3 @@ def resolver_from(address: Optional[str], port: int = 53, timeout: float = 5.0) 
                            "IPv6 address") from None
         return Resolver(address, port, timeout)
     return Resolver(system_resolver().address, port, timeout)
-

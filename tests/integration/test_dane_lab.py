@@ -190,7 +190,6 @@ def test_a_policy_server_without_a_web_pki_certificate_is_invalid(lab, dns_lab):
     assert "mta_sts_certificate" not in codes(by_mx(result)["mx1.example.test"])  # no policy: not judged
 
 
-
 def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(lab, dns_lab):
     stranger = lab.pki.intermediate.leaf("mx1.example.test")
     try:
@@ -208,8 +207,8 @@ def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(la
     # no TLSA records for mx3 here: DANE does not apply, nothing fails
     assert checks["mx3.example.test"]["dane"] == "pass"
     assert endpoints["mx3.example.test"]["dane"]["status"] == "no_records"
-    assert endpoints["mx1.example.test"]["dane"]["missing"] == [str(record_for(lab.pki.leaf.der)),
-                                                             str(record_for(lab.pki.intermediate.der, 2, 1, 1))]
+    assert endpoints["mx1.example.test"]["dane"]["missing"] == [
+        str(record_for(lab.pki.leaf.der)), str(record_for(lab.pki.intermediate.der, 2, 1, 1))]
     junit = ET.fromstring(junit_xml(document))
     failures = {" ".join(re.match(r"(\w+): .*\((\S+)\)", case.get("name")).groups())
                 for case in junit.iter("testcase") if case.find("failure") is not None}
