@@ -156,7 +156,7 @@ def test_cnames_are_followed_to_the_records(serve):
 
 
 def test_a_truncated_udp_answer_is_asked_again_over_tcp(serve):
-    big = [rr(QNAME, 16, b"\xff" + b"x" * 255) for _ in range(8)]
+    big = [rr(QNAME, 16, b"\xff" + b"x" * 255)] * 8
     server = serve(lambda q, tcp: reply_to(q, big) if tcp else reply_to(q, [], flags=QR | RD | RA | TC))
     assert dns.query(server.resolver, "example.org", "TXT").values == ["x" * 255] * 8
 
