@@ -97,33 +97,6 @@ def lab(claim_lab_base):
             shutil.rmtree(directory, ignore_errors=True)
 
 
-class MailDns:
-    """The DNS lab serving the mail lab's domain: .dns (dnslab.DnsLab), .tlsa (the standard records per MX host),
-    .publish(tlsa) to serve other records for example.test, .restore() to serve the standard ones again."""
-
-    def __init__(self, lab, directory: Path) -> None:
-        from ansible_collections.mailops.tls.plugins.module_utils.tlsa import record_for
-
-        self.lab = lab
-        self.dns = dnslab.DnsLab(directory)
-        leaf, intermediate = str(record_for(lab.pki.leaf.der)), str(record_for(lab.pki.intermediate.der, 2, 1, 1))
-        self.tlsa = {"mx1": [leaf, intermediate], "mx2": [leaf], "mx3": [intermediate]}
-        self.mta_sts_key = lab.pki.intermediate.leaf("mta-sts.example.test")
-        self.dns.up({dnslab.SIGNED: dnslab.mail_zone(lab, self.tlsa), **dnslab.side_zones(lab, leaf)})
-        self.serve_policy(dnslab.policy("mx1.example.test", "*.example.test"))
-
-    def publish(self, tlsa: dict, policy_id: str = "1") -> None:
-        self.dns.publish(dnslab.SIGNED, dnslab.mail_zone(self.lab, tlsa, policy_id))
-
-    def serve_policy(self, text: str) -> None:
-        self.dns.serve_policy(dnslab.SIGNED, text, self.mta_sts_key.pem + self.lab.pki.intermediate.pem,
-                              self.mta_sts_key.key_pem())
-
-    def restore(self) -> None:
-        self.publish(self.tlsa)
-        self.serve_policy(dnslab.policy("mx1.example.test", "*.example.test"))
-
-
 @pytest.fixture(scope="session")
 def dns_lab(lab):
     """NSD, a validating Unbound and the MTA-STS HTTPS server on 127.0.53.1-3 (tests/lab/dnslab.py) serving
@@ -131,7 +104,7 @@ def dns_lab(lab):
     records or policies restore the standard ones (dns_lab.restore())."""
     directory = Path(tempfile.mkdtemp(prefix="mailops-dnslab-"))
     try:
-        mail_dns = MailDns(lab, directory)
+        mail_dns = dnslab.MailDns(lab, directory)
         yield mail_dns
     finally:
         dnslab.DnsLab(directory).down()

@@ -21,7 +21,6 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgem
 from ansible_collections.mailops.tls.plugins.module_utils.domaincheck import Request, check
 from ansible_collections.mailops.tls.plugins.module_utils.load import load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.report import build_report, html_page, junit_xml
-from ansible_collections.mailops.tls.plugins.module_utils.tlsa import record_for
 
 RESOLVER = dnslib.Resolver(dnslab.RESOLVER, 53, 5.0)
 
@@ -110,21 +109,21 @@ def test_matching_records_verify_every_mx_as_postfix_does(lab, dns_lab):
 def test_a_lagging_rollover_is_refused_then_passes_after_the_next_record_is_published(lab, dns_lab):
     new = lab.pki.intermediate.leaf("mx1.example.test", "mx2.example.test", "mx3.example.test")
     planned = (new.der, lab.pki.intermediate.der)
-    only_current = {"mx1": [str(record_for(lab.pki.leaf.der))]}
+    only_current = {"mx1": [dnslab.spki_record(lab.pki.leaf)]}
     try:
         dns_lab.publish(only_current)
         lagging = domain_check(lab, mx=("mx1.example.test",), chain_der=planned, mta_sts=False)
         assert lagging["endpoints"][0]["dane"]["status"] == dane.MISMATCH
         assert lagging["records_to_publish"] == [{"name": "_25._tcp.mx1.example.test", "ttl": dnslab.TLSA_TTL,
-                                                  "records": [str(record_for(new.der)),
-                                                              str(record_for(lab.pki.intermediate.der, 2, 1, 1))]}]
-        dns_lab.publish({"mx1": [*only_current["mx1"], str(record_for(new.der))]})  # current + next
+                                                  "records": [dnslab.spki_record(new),
+                                                              dnslab.spki_record(lab.pki.intermediate, usage=2)]}]
+        dns_lab.publish({"mx1": [*only_current["mx1"], dnslab.spki_record(new)]})  # current + next
         published = domain_check(lab, mx=("mx1.example.test",), chain_der=planned, mta_sts=False)
         assert published["endpoints"][0]["dane"]["status"] == dane.VERIFIED
         assert published["records_to_publish"] == []
         # Live, the old key still serves: the next record is reported as matching nothing served yet.
         live = by_mx(domain_check(lab, mx=("mx1.example.test",), mta_sts=False))["mx1.example.test"]
-        assert live["dane"]["status"] == dane.VERIFIED and live["dane"]["leftover"] == [str(record_for(new.der))]
+        assert live["dane"]["status"] == dane.VERIFIED and live["dane"]["leftover"] == [dnslab.spki_record(new)]
         assert_posttls_finger_agrees("mx1.example.test", dane.VERIFIED)
     finally:
         dns_lab.restore()
@@ -133,7 +132,7 @@ def test_a_lagging_rollover_is_refused_then_passes_after_the_next_record_is_publ
 def test_records_that_match_nothing_served_fail_as_they_do_for_postfix(lab, dns_lab):
     stranger = lab.pki.intermediate.leaf("mx1.example.test")
     try:
-        dns_lab.publish({"mx1": [str(record_for(stranger.der))]})
+        dns_lab.publish({"mx1": [dnslab.spki_record(stranger)]})
         endpoint = by_mx(domain_check(lab, mx=("mx1.example.test",), mta_sts=False))["mx1.example.test"]
         assert endpoint["dane"]["status"] == dane.MISMATCH and "tlsa_mismatch" in codes(endpoint)
         assert_posttls_finger_agrees("mx1.example.test", dane.MISMATCH)
@@ -197,7 +196,7 @@ def test_a_policy_server_without_a_web_pki_certificate_is_invalid(lab, dns_lab):
 def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(lab, dns_lab):
     stranger = lab.pki.intermediate.leaf("mx1.example.test")
     try:
-        dns_lab.publish({"mx1": [str(record_for(stranger.der))], "mx2": dns_lab.tlsa["mx2"]})
+        dns_lab.publish({"mx1": [dnslab.spki_record(stranger)], "mx2": dns_lab.tlsa["mx2"]})
         dns_lab.serve_policy(dnslab.policy("mx1.example.test"))
         result = domain_check(lab)
     finally:
@@ -212,7 +211,7 @@ def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(la
     assert checks["mx3.example.test"]["dane"] == "pass"
     assert endpoints["mx3.example.test"]["dane"]["status"] == "no_records"
     assert endpoints["mx1.example.test"]["dane"]["missing"] == [
-        str(record_for(lab.pki.leaf.der)), str(record_for(lab.pki.intermediate.der, 2, 1, 1))]
+        dnslab.spki_record(lab.pki.leaf), dnslab.spki_record(lab.pki.intermediate, usage=2)]
     junit = ET.fromstring(junit_xml(document))
     failures = {" ".join(re.match(r"(\w+): .*\((\S+)\)", case.get("name")).groups())
                 for case in junit.iter("testcase") if case.find("failure") is not None}

@@ -18,6 +18,7 @@ Needs root (port 53 and 443) and the packages nsd, unbound and ldnsutils (tests/
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import os
 import shutil
@@ -289,6 +290,45 @@ def side_zones(lab, record: str) -> dict:
 
 def policy(*patterns: str, mode: str = "enforce") -> str:
     return "version: STSv1\n" + f"mode: {mode}\n" + "".join(f"mx: {p}\n" for p in patterns) + "max_age: 86400\n"
+
+
+def spki_record(issued, usage: int = 3) -> str:
+    """'<usage> 1 1 <hex>' (3 1 1, or 2 1 1 for an issuer) for a pki.Issued, computed here with cryptography and
+    hashlib alone, so the lab's records do not come from the code the tests judge."""
+    from cryptography.hazmat.primitives import serialization
+
+    spki = issued.cert.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"{usage} 1 1 {hashlib.sha256(spki).hexdigest()}"
+
+
+STANDARD_POLICY = ("mx1.example.test", "*.example.test")
+
+
+class MailDns:
+    """The DNS lab serving a running mail lab's domain: .dns (DnsLab), .tlsa (the standard records: mx1 3 1 1 and
+    2 1 1, mx2 3 1 1, mx3 2 1 1), .publish(tlsa) to serve other records for example.test, .serve_policy(text),
+    .restore() to serve the standard records and policy again."""
+
+    def __init__(self, lab, directory) -> None:
+        self.lab = lab
+        self.dns = DnsLab(directory)
+        leaf, intermediate = spki_record(lab.pki.leaf), spki_record(lab.pki.intermediate, usage=2)
+        self.tlsa = {"mx1": [leaf, intermediate], "mx2": [leaf], "mx3": [intermediate]}
+        self.mta_sts_key = lab.pki.intermediate.leaf(f"mta-sts.{SIGNED}")
+        self.dns.up({SIGNED: mail_zone(lab, self.tlsa), **side_zones(lab, leaf)})
+        self.serve_policy(policy(*STANDARD_POLICY))
+
+    def publish(self, tlsa: dict, policy_id: str = "1") -> None:
+        self.dns.publish(SIGNED, mail_zone(self.lab, tlsa, policy_id))
+
+    def serve_policy(self, text: str) -> None:
+        self.dns.serve_policy(SIGNED, text, self.mta_sts_key.pem + self.lab.pki.intermediate.pem,
+                              self.mta_sts_key.key_pem())
+
+    def restore(self) -> None:
+        self.publish(self.tlsa)
+        self.serve_policy(policy(*STANDARD_POLICY))
 
 
 # --------------------------------------------------------------------------------------------------------------
