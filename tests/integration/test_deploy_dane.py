@@ -38,7 +38,7 @@ def deploy(lab, directory, **extra):
                  "mail_tls_deploy_dane_resolver": dnslab.RESOLVER, "mail_tls_deploy_dane_domain": dnslab.SIGNED,
                  "mail_tls_deploy_dane_mx": [MX], **extra}
     inventory = deploy_inventory.build_inventory(lab, extra_group_vars=variables)
-    return run_playbook(directory, plays, inventory=inventory)
+    return run_playbook(directory, plays, inventory=inventory, env={"ANSIBLE_PIPELINING": "1"})
 
 
 def test_a_lagging_rollover_is_refused_then_deployed_once_the_records_are_published(lab, dns_lab, new_key, tmp_path):
