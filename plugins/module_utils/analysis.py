@@ -89,18 +89,18 @@ class Analysis:
         return tuple(f for f in self.findings if f.severity == ERROR)
 
     def as_dict(self) -> dict:
-        def entry(item: ChainEntry) -> dict:
-            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
+        leaf = self.chain[0].info.sha256 if self.chain else None
 
-        def served(item: ChainEntry, usage: int) -> dict:
-            """An entry with the TLSA records that would match it: DANE-EE for the leaf, DANE-TA for issuers."""
-            return dict(entry(item), tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
+        def entry(item: ChainEntry) -> dict:
+            # The TLSA records that would match it: DANE-EE for the leaf, DANE-TA for every other certificate.
+            usage = tlsalib.DANE_EE if item.info.sha256 == leaf else tlsalib.DANE_TA
+            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source,
+                        tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
 
         return {
             "certificates": [entry(item) for item in self.certificates],
-            "chain": [served(item, tlsalib.DANE_TA if position else tlsalib.DANE_EE)
-                      for position, item in enumerate(self.chain)],
-            "root": served(self.root, tlsalib.DANE_TA) if self.root else None,
+            "chain": [entry(item) for item in self.chain],
+            "root": entry(self.root) if self.root else None,
             "issues": [f.as_dict() for f in self.findings],
             "names": [_name_dict(match) for match in self.names],
             "complete": self.complete, "ordered": self.ordered, "trusted": self.trusted,

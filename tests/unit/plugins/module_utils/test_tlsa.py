@@ -100,7 +100,7 @@ def test_chain_facts_list_the_records_of_leaf_issuer_and_root():
     assert issuer["tlsa"][0] == str(record_for(h.intermediates[0].der, 2, 1, 1))
     assert [r.split()[:3] for r in leaf["tlsa"]] == [["3", "1", "1"], ["3", "0", "1"], ["3", "1", "2"], ["3", "0", "2"]]
     assert all(r == str(rec) for r, rec in zip(issuer["tlsa"], certificate_records(h.intermediates[0].der, 2)))
-    assert "tlsa" not in facts["certificates"][0]
+    assert [entry["tlsa"] for entry in facts["certificates"]] == [leaf["tlsa"], issuer["tlsa"]]
 
 
 def test_records_live_under_the_port_and_protocol():
