@@ -3,6 +3,7 @@
 HTTPS server for the policy. Every DANE verdict is compared with Postfix's own posttls-finger on the same DNS."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import dnslab
 import pytest
 import report_schema
+from run_playbook import REPO, run_playbook
 
 from ansible_collections.mailops.tls.plugins.module_utils import dane
 from ansible_collections.mailops.tls.plugins.module_utils import dns as dnslib
@@ -219,3 +221,22 @@ def test_the_audit_report_has_dane_and_mta_sts_columns_in_json_junit_and_html(la
     page = html_page(document)
     assert 'data-dane="mismatch"' in page and 'data-dane="verified"' in page
     assert "MTA-STS enforce: not in the policy" in page
+
+
+def test_the_audit_role_checks_mail_domains_when_asked(lab, dns_lab, tmp_path):
+    play = [{"name": "The audit playbook", "ansible.builtin.import_playbook": str(REPO / "playbooks" / "audit.yml")}]
+    settings = {"mail_tls_audit_report_dir": str(tmp_path / "reports"), "mail_tls_audit_roots": [str(lab.root_file)],
+                "mail_tls_audit_system_roots": False, "mail_tls_audit_dane_domains": [dnslab.SIGNED, dnslab.BOGUS],
+                "mail_tls_audit_dane_resolver": dnslab.RESOLVER, "mail_tls_audit_services": ["smtp"],
+                "mail_tls_audit_public_names": ["mx1.example.test"]}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    inventory = {"mail": {"hosts": {"mx1": {"ansible_host": lab.backends[0].address}}}}
+    run = run_playbook(tmp_path, play, inventory=inventory, args=("-e", f"@{tmp_path / 'settings.json'}"))
+    assert (tmp_path / "reports" / "mail-tls-audit.json").exists(), run.output
+    document = json.loads((tmp_path / "reports" / "mail-tls-audit.json").read_text())
+    hosts = {host["name"]: host for host in document["hosts"]}
+    assert list(hosts) == ["mx1", "example.test (DNS)", "bogus.test (DNS)"], run.output
+    assert {e["server_name"]: e["dane"]["status"] for e in hosts["example.test (DNS)"]["endpoints"]} == {
+        "mx1.example.test": "verified", "mx2.example.test": "verified", "mx3.example.test": "verified"}
+    assert hosts["bogus.test (DNS)"]["verdict"] == "fail"  # the bogus signature: senders defer mail
+    assert run.returncode != 0 and "dns_lookup_failed" in run.output  # the policy fails, after the reports
