@@ -14,6 +14,7 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils import tlsa as tlsalib
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
@@ -90,8 +91,13 @@ class Analysis:
         return tuple(f for f in self.findings if f.severity == ERROR)
 
     def as_dict(self) -> dict:
+        leaf = self.chain[0].info.sha256 if self.chain else None
+
         def entry(item: ChainEntry) -> dict:
-            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
+            # The TLSA records that would match it: DANE-EE for the leaf, DANE-TA for every other certificate.
+            usage = tlsalib.DANE_EE if item.info.sha256 == leaf else tlsalib.DANE_TA
+            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source,
+                        tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
 
         return {
             "certificates": [entry(item) for item in self.certificates],

@@ -22,7 +22,9 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoints import misma
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
+    DANE_CODES,
     DEPLOY_CODES,
+    MTA_STS_CODES,
     PROBE_ERROR_CODES,
     CertificateRef,
     Finding,
@@ -58,6 +60,8 @@ CHECKS = {
     "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
+    "dane": DANE_CODES,
+    "mta_sts": MTA_STS_CODES,
 }
 CHECK_TITLES = {
     "connection": "a TLS connection can be made",
@@ -67,8 +71,13 @@ CHECK_TITLES = {
     "validity": "no certificate has expired or expires soon",
     "keys": "keys and signatures are strong",
     "consistency": "every backend and service sends the same chain",
+    "dane": "published DANE TLSA records authenticate the chain",
+    "mta_sts": "the MTA-STS policy covers the host and its certificate",
 }
 CHECK_OF = {code: check for check, codes in CHECKS.items() for code in codes}
+# Checks that run only where the endpoint carries their data (mail_tls_dane_info results): skipped elsewhere.
+DATA_CHECKS = ("dane", "mta_sts")
+DANE_KEYS = ("status", "applies", "tlsa", "missing", "leftover")
 
 # How to fix each finding, in words a non-expert can act on; the same advice as docs/issue-codes.md (a test checks).
 FIXES = {
@@ -116,6 +125,18 @@ FIXES = {
     "setting_overridden": "Remove the override, or point it at the same files.",
     "tlsproxy_overridden": "Let the deploy role set postscreen's TLS proxy back to the smtpd files.",
     "old_chain_served": "Check which files that service reads, and how it is reloaded.",
+    "dns_lookup_failed": "Re-sign the zone and check its DS record at the parent (or that the name servers answer).",
+    "tlsa_mismatch": "Publish the records for the new chain next to the current ones, wait the TTL, then deploy.",
+    "tlsa_unusable": "Replace it with a 3 1 1 record for the server's key or a 2 1 1 record for its issuer.",
+    "tlsa_insecure": "Sign the zone and publish its DS record at the parent, and ask a validating resolver.",
+    "tlsa_leftover": "Remove it once no server uses that key any more and its TTL has passed; keep it when it is the "
+                     "next key.",
+    "mta_sts_invalid": "Serve a valid policy over HTTPS with a publicly trusted certificate.",
+    "mta_sts_mx_mismatch": "Add the host, or a pattern that covers it, to the policy and change the id in the _mta-sts "
+                           "TXT record.",
+    "mta_sts_certificate": "Serve a publicly trusted chain that lists the MX host name.",
+    "mta_sts_missing": "Nothing, unless you want MTA-STS: publish a policy and its TXT record.",
+    "tls_rpt_missing": "Publish a TLS-RPT record with a mailto: or https: address.",
 }
 
 
@@ -186,7 +207,9 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
     checks = []
     for check, codes in CHECKS.items():
         mine = [f for f in findings if f.code in codes]
-        if not reachable and check != "connection" and not any(status_of[id(f)] == "violation" for f in mine):
+        unchecked = check in DATA_CHECKS and endpoint.get(check) is None and not mine
+        if unchecked or (not reachable and check != "connection"
+                         and not any(status_of[id(f)] == "violation" for f in mine)):
             status = SKIPPED
         elif any(status_of[id(f)] == "violation" for f in mine):
             status = FAIL
@@ -211,12 +234,19 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
                   "presented": [_cert_summary(cert) for cert in presented],
                   "root": _cert_summary(endpoint.get("root"))},
         "expiry": _expiry(endpoint),
+        "dane": _dane_summary(endpoint.get("dane")),
+        "mta_sts": endpoint.get("mta_sts"),
         "checks": checks,
         "findings": [dict(f.as_dict(), status=status_of[id(f)], check=CHECK_OF.get(f.code, "chain"),
                           summary=CODES[f.code][1] if f.code in CODES else f.code, fix=FIXES.get(f.code, ""),
                           found_by=COMPARISON if id(f) in from_comparison else PROBE)
                      for f in findings],
     }
+
+
+def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
+    """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
+    return {key: verdict[key] for key in DANE_KEYS} if verdict else None
 
 
 def _unprobed(host: str, address: Optional[str], error: str) -> dict:
@@ -304,7 +334,7 @@ def _stored_result(endpoint: dict, source: str) -> dict:
     """One endpoint of a JSON report in the shape of a mail_tls_endpoint_info result, as _judge_endpoint reads it."""
     chain = endpoint["chain"]
     kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
-            "error", "tls_version", "cipher", "seconds")
+            "error", "tls_version", "cipher", "seconds", "dane", "mta_sts")
     return {
         **{key: endpoint.get(key) for key in kept}, "ok": endpoint["reachable"], "complete": chain["complete"],
         "ordered": chain["ordered"], "trusted": chain["trusted"],
@@ -441,7 +471,8 @@ def junit_xml(document: dict) -> str:
                 elif check["status"] == SKIPPED:
                     counts.update(skipped=1)
                     error = endpoint.get("error") or {}
-                    ET.SubElement(case, "skipped", message=_xml_text(f"no TLS connection ({error.get('code')})"))
+                    reason = f"no TLS connection ({error.get('code')})" if error else "not checked in this audit"
+                    ET.SubElement(case, "skipped", message=_xml_text(reason))
                 notes = [f for f in mine if f["status"] in ("warning", "waived", "info")]
                 if notes and check["status"] != SKIPPED:
                     out = ET.SubElement(case, "system-out")
@@ -539,11 +570,28 @@ def _cell_entry(endpoint: dict, several: bool) -> str:
     else:
         code = (endpoint.get("error") or {}).get("code")
         lines.append(f'<div>{_e(_ERROR_WORDS.get(code, code or "no connection"))}</div>')
+    lines.extend(f'<div class="small" data-{key}="{_e(value)}">{_e(words)}</div>'
+                 for key, value, words in _dns_words(endpoint))
     problems = sorted({f["code"] for f in endpoint["findings"] if f["status"] in ("violation", "warning")})
     lines.extend(f'<div class="small problem" data-code="{_e(code)}">{_e(code.replace("_", " "))}</div>'
                  for code in problems)
     lines.append("</div>")
     return "".join(lines)
+
+
+def _dns_words(endpoint: dict) -> list:
+    """(data attribute, value, words) for the DANE and MTA-STS verdicts an endpoint carries."""
+    words = []
+    dane = endpoint.get("dane")
+    if dane:
+        words.append(("dane", dane["status"], f"DANE: {dane['status'].replace('_', ' ')}"
+                      + (f", publish {len(dane['missing'])} record(s)" if dane["status"] == "mismatch" else "")))
+    policy = endpoint.get("mta_sts")
+    if policy:
+        covered = f"covered by {policy['pattern']}" if policy["pattern"] else "not in the policy"
+        valid = "certificate valid" if policy["certificate_valid"] else "certificate not Web PKI valid"
+        words.append(("mta-sts", policy["mode"], f"MTA-STS {policy['mode']}: {covered}, {valid}"))
+    return words
 
 
 def _matrix(document: dict) -> str:

@@ -59,6 +59,8 @@ options:
         description:
           - The host's registered M(mailops.tls.mail_tls_endpoint_info) result (its C(endpoints) are used), or
             V(null) when the host could not be probed.
+          - A M(mailops.tls.mail_tls_dane_info) result works too; its endpoints bring the C(dane) and C(mta_sts)
+            checks, which are skipped for the others.
         type: dict
       error:
         description:

@@ -34,6 +34,8 @@ def load_lab_module():
 
 
 lablib = load_lab_module()
+sys.path.insert(0, str(LAB_DIR))
+import dnslab  # noqa: E402 - tests/lab is importable only from here on
 
 
 def missing_tools() -> list:
@@ -120,3 +122,18 @@ def lab_on(claim_lab_base):
 def lab(lab_on):
     """The lab on this machine's own daemons."""
     return lab_on("host")
+
+
+@pytest.fixture(scope="session")
+def dns_lab(lab):
+    """NSD, a validating Unbound and the MTA-STS HTTPS server on 127.0.53.1-3 (tests/lab/dnslab.py) serving
+    example.test for the lab, bogus.test and unsigned.test; torn down after the session. Tests that publish other
+    records or policies restore the standard ones (dns_lab.restore())."""
+    directory = Path(tempfile.mkdtemp(prefix="mailops-dnslab-"))
+    try:
+        mail_dns = dnslab.MailDns(lab, directory)
+        yield mail_dns
+    finally:
+        dnslab.DnsLab(directory).down()
+        if not os.environ.get("MAILOPS_LAB_KEEP"):
+            shutil.rmtree(directory, ignore_errors=True)

@@ -23,6 +23,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES
 from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, ProbeResult
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     CHECKS,
+    DATA_CHECKS,
     FIXES,
     SCHEMA_VERSION,
     build_report,
@@ -225,7 +226,8 @@ def test_an_unreachable_endpoint_fails_its_connection_check_and_skips_the_others
     assert refused["reachable"] is False and refused["error"]["code"] == "connect_refused"
     statuses = {c["check"]: c["status"] for c in refused["checks"]}
     assert statuses == {"connection": "fail", "chain": "skipped", "trust": "skipped", "names": "skipped",
-                        "validity": "skipped", "keys": "skipped", "consistency": "skipped"}
+                        "validity": "skipped", "keys": "skipped", "consistency": "skipped", "dane": "skipped",
+                        "mta_sts": "skipped"}
     assert refused["chain"]["presented"] == [] and refused["expiry"] is None
 
 
@@ -328,9 +330,13 @@ def test_junit_has_one_case_per_endpoint_and_check_with_failures_where_they_belo
     assert chain_failure.find("failure").get("type") == "missing_intermediate"
     assert "Fix: Add the intermediate" in chain_failure.find("failure").text
     skipped = [case for case in suites["mx3"] if case.find("skipped") is not None]
-    assert len(skipped) == len(CHECKS) - 1
+    unreachable = [case for case in skipped if case.find("skipped").get("message").startswith("no TLS connection")]
+    assert len(unreachable) == len(CHECKS) - 1
+    # DANE and MTA-STS come from mail_tls_dane_info: not checked by these probes (mx3's other two endpoints)
+    assert {case.get("name").split(":")[0] for case in skipped if case not in unreachable} == set(DATA_CHECKS)
+    assert len(skipped) == len(CHECKS) - 1 + 2 * len(DATA_CHECKS)
     assert root.get("tests") == str(9 * len(CHECKS) + 1) and root.get("failures") == str(len(failed))
-    assert root.get("skipped") == str(len(skipped))
+    assert root.get("skipped") == str(sum(case.find("skipped") is not None for case in root.iter("testcase")))
     assert suites["mx2"].get("failures") == "9" and suites["mx2"].get("hostname") == "192.0.2.12"
 
 
