@@ -10,6 +10,7 @@ PYTHON      ?= python3
 VENV        := .venv
 VENV_OLDEST := .venv-oldest
 VENV_BENCH  := .venv-bench
+VENV_RELEASE := .venv-release
 BUILD       := build
 # Same layout tests/conftest.py uses: build/collections/ansible_collections/mailops/tls -> this repo.
 COLLECTIONS := $(CURDIR)/$(BUILD)/collections
@@ -19,11 +20,14 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean ansible-lint molecule
+	collection-link clean ansible-lint molecule release-venv release-check release docsite
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench clean"
-	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration"
+	@echo "         release-check test demo bench docsite release clean"
+	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule release-check"
+	@echo "         (what CI runs)"
+	@echo "  release = docsite pages and CHANGELOG.rst for the version in galaxy.yml (see README: Releasing)"
 
 venv:
 	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
@@ -64,7 +68,7 @@ ansible-lint: venv collection-link
 	@$(STEP) "ansible-lint: production profile on roles playbooks extensions/molecule" env \
 		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --offline --profile production \
-		roles/ playbooks/ extensions/molecule/
+		roles/ playbooks/ extensions/molecule/ tests/demo/demo.yml
 
 # The deploy role's molecule scenario (extensions/molecule/default): the lab on 127.0.0.210-213, no containers,
 # no dependency step (no Galaxy). Needs root like the lab; about 4 minutes.
@@ -77,7 +81,27 @@ integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule
+# The tools a collection is checked with before it is published, apart from .venv (their own pins).
+release-venv:
+	@$(STEP) "release-venv: $(VENV_RELEASE) from tests/requirements-release.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV_RELEASE) tests/requirements-release.txt
+
+# The tarball as users get it: no development files, antsibull-docs lint, galaxy-importer, ansible-builder.
+release-check: release-venv
+	@$(STEP) "release-check: build the tarball, check its contents, antsibull-docs, galaxy-importer, ansible-builder" \
+		bash tests/tools/release_check.sh $(VENV_RELEASE) $(BUILD)/release
+
+docsite:
+	@$(STEP) "docsite: docs/docsite/rst from the Markdown guides in docs/" bash tests/tools/docsite.sh
+
+# Regenerates the release named by galaxy.yml's version from every fragment, including fragments added
+# after the release was first made (--update-existing, --refresh-fragments; fragments are kept).
+release: venv docsite
+	@$(STEP) "release: CHANGELOG.rst and changelogs/changelog.yaml for galaxy.yml's version" env \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/antsibull-changelog release --reload-plugins \
+		--update-existing --refresh-fragments without-archives
+
+test: lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule release-check
 	@echo
 	@echo "==== test: all steps passed ===="
 
@@ -97,5 +121,5 @@ bench: venv bench-venv collection-link
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
 clean:
-	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_OLDEST) $(VENV_RELEASE) $(BUILD) tests/output .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

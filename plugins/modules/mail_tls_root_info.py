@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_root_info
 short_description: Find the root certificate of a mail server's CA and describe it for publication
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Finds the CA root certificate that users of a private or uncommon CA must install, and returns it as PEM with
     everything a page for users and support staff shows (subject, validity, serial, fingerprints) and a file name
@@ -16,7 +16,7 @@ description:
     fingerprint among all of these (for the C(root) record of a M(mailops.tls.mail_tls_chain_facts) result).
   - Warns when the certificate is not self-signed (so not a root), when it is in the system trust store (a publicly
     trusted root needs no publishing) and when it has expired.
-  - The role M(mailops.tls.publish_root) uses it with M(mailops.tls.mail_tls_root_files) to publish the root.
+  - The role C(mailops.tls.publish_root) uses it with M(mailops.tls.mail_tls_root_files) to publish the root.
   - Changes nothing.
 author:
   - mailops.tls maintainers (@mailops)
