@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_assert
 short_description: Fail when a mail server's certificate chain breaks policy
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Analyses certificate files exactly as M(mailops.tls.mail_tls_chain_facts) does, and live endpoints exactly as
     M(mailops.tls.mail_tls_endpoint_info) does, and fails when any finding of

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_chain
 short_description: Write the certificate chain, key and root files a mail server needs
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Builds the chain exactly as M(mailops.tls.mail_tls_chain_facts) does, from certificates in any order and
     format, and writes the files Postfix and Dovecot read, always in serving order (leaf, then each issuer),

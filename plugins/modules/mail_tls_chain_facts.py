@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_chain_facts
 short_description: Build and analyse the certificate chain a mail server must send
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads certificates in any order and format, finds the leaf, builds the chain a server must send (leaf,
     its issuer, ..., root excluded) with signatures as proof, and reports every problem with a stable issue

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_endpoint_info
 short_description: Probe live mail endpoints and judge the certificate chains they present
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Connects to each endpoint (SMTP and submission with STARTTLS, SMTPS, IMAP with STARTTLS, IMAPS, POP3 with
     STLS, POP3S, ManageSieve, LMTP, or plain TLS), captures the certificate chain exactly as the server sends

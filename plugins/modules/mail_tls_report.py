@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_report
 short_description: Judge the probe results of many mail hosts and write audit reports (JSON, JUnit XML, HTML)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Takes the results of M(mailops.tls.mail_tls_endpoint_info), one per host, compares the chains of every host
     (endpoints of different hosts answering for one name on one port with different chains get C(backend_mismatch)),

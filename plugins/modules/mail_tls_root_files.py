@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_root_files
 short_description: Write a CA root certificate as the PEM and DER files users download
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes one certificate, usually the root from M(mailops.tls.mail_tls_root_info), into O(dest) as
     C(BASENAME.pem) and C(BASENAME.crt) (PEM, for Linux, fetchmail, Android and macOS) and C(BASENAME.cer) (DER, which
