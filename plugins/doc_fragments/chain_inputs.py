@@ -21,6 +21,7 @@ options:
     type: list
     elements: path
     default: []
+    aliases: [intermediate_certificates]
   roots:
     description:
       - Files or directories of trust anchors, for example the root of a private CA.
@@ -28,6 +29,7 @@ options:
     type: list
     elements: path
     default: []
+    aliases: [root_certificates]
   system_roots:
     description:
       - Also trust the system trust store of the host that runs the module (Debian, Ubuntu, RHEL, SUSE and
@@ -79,10 +81,12 @@ options:
       - The private key of the leaf (PKCS#1, PKCS#8, SEC1, DER, or a PKCS#12 file), checked against the leaf.
       - The key never appears in any result or message.
     type: path
+    aliases: [privatekey_path]
   private_key_passphrase:
     description:
       - Passphrase of an encrypted private key.
     type: str
+    aliases: [privatekey_passphrase]
   pkcs12_passphrase:
     description:
       - Passphrase of PKCS#12 files among O(path) or O(private_key_path).

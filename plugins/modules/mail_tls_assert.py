@@ -24,7 +24,16 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs.files
   - mailops.tls.chain_inputs.endpoints
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
+      - mailops.tls.endpoints
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:

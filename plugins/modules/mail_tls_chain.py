@@ -33,9 +33,17 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   # The short name on purpose: ansible-core 2.19 reads the FQCN form as the ansible.builtin.files fragment.
   - action_common_attributes.files
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:
@@ -173,10 +181,12 @@ options:
         description:
           - This chain's private key, as the top-level O(private_key_path).
         type: path
+        aliases: [privatekey_path]
       private_key_passphrase:
         description:
           - Passphrase of an encrypted private key.
         type: str
+        aliases: [privatekey_passphrase]
       pkcs12_passphrase:
         description:
           - Passphrase of PKCS#12 files among O(chains[].path) or O(chains[].private_key_path).

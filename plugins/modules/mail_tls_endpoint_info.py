@@ -28,7 +28,14 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.endpoints
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.endpoints
   check_mode:
     support: full
   diff_mode:

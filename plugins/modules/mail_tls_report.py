@@ -30,8 +30,13 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.files
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:

@@ -18,8 +18,12 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.files
 attributes:
+  action_group:
+    support: none
+    membership: []
   check_mode:
     support: full
   diff_mode:

@@ -22,7 +22,12 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
   check_mode:
     support: full
   diff_mode:
@@ -53,12 +58,14 @@ options:
     type: list
     elements: path
     default: []
+    aliases: [root_certificates]
   pool:
     description:
       - Files or directories of extra intermediates to complete a chain up to its root.
     type: list
     elements: path
     default: []
+    aliases: [intermediate_certificates]
   system_roots:
     description:
       - Also complete chains from the system trust store. The store is always read to tell whether the root is
@@ -167,8 +174,8 @@ ARGUMENT_SPEC = {
     "path": {"type": "list", "elements": "path"},
     "content": {"type": "str"},
     "sha256": {"type": "str"},
-    "roots": {"type": "list", "elements": "path", "default": []},
-    "pool": {"type": "list", "elements": "path", "default": []},
+    "roots": {"type": "list", "elements": "path", "default": [], "aliases": ["root_certificates"]},
+    "pool": {"type": "list", "elements": "path", "default": [], "aliases": ["intermediate_certificates"]},
     "system_roots": {"type": "bool", "default": True},
 }
 
