@@ -145,6 +145,17 @@ options:
             connections from a load balancer.
         type: str
         choices: [v1, v2]
+      every_address:
+        description:
+          - Probe every address O(endpoints[].address) resolves to (A and AAAA records) as an endpoint of its
+            own, for example to check a dual-stack name over IPv4 and IPv6. The name stays the server name
+            (SNI and identity check), so addresses that present different chains get C(backend_mismatch).
+          - With V(false), the addresses are tried in the resolver's order until one accepts the connection,
+            and RV(mailops.tls.mail_tls_endpoint_info#module:endpoints[].peer_address) says which one did.
+          - The name lookup counts against O(timeout) (with V(true), each lookup has a deadline of its own
+            before the probes start).
+        type: bool
+        default: false
   key_types:
     description:
       - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
@@ -155,7 +166,7 @@ options:
     default: []
   timeout:
     description:
-      - Seconds each probe may take in total, connect, protocol dialogue and handshake together.
+      - Seconds each probe may take in total, name lookup, connect, protocol dialogue and handshake together.
         One slow or hostile endpoint never delays the others beyond this.
     type: float
     default: 10

@@ -20,6 +20,7 @@ ENDPOINT_OPTIONS = {
     "label": {"type": "str"},
     "send_sni": {"type": "bool", "default": True},
     "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
+    "every_address": {"type": "bool", "default": False},
 }
 ENDPOINT_SPEC = {
     "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
@@ -35,7 +36,8 @@ def endpoints_from_params(params: dict) -> list[Endpoint]:
         raise InputError("timeout must be more than 0 seconds")
     return [Endpoint(address=item["address"], port=item["port"], protocol=item.get("protocol"),
                      server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
-                     proxy_protocol=item.get("proxy_protocol")) for item in params["endpoints"] or ()]
+                     proxy_protocol=item.get("proxy_protocol"), every_address=item["every_address"])
+            for item in params["endpoints"] or ()]
 
 
 def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:

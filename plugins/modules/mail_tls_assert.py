@@ -133,6 +133,9 @@ endpoints:
     name:
       description: The endpoint as messages name it.
       type: str
+    peer_address:
+      description: The IP address that accepted the connection; V(null) when no address did.
+      type: str
 certificates:
   description: Every certificate given, in input order, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).

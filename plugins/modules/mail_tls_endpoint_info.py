@@ -86,8 +86,14 @@ endpoints:
       type: str
       sample: 192.0.2.11:993 (mx1) imaps
     address:
-      description: What was connected to.
+      description: What was connected to, as given, or one address of the name with
+        O(endpoints[].every_address).
       type: str
+    peer_address:
+      description: The IP address that accepted the connection (for a name, the address that answered);
+        V(null) when no address did.
+      type: str
+      sample: 2001:db8::11
     port:
       description: The TCP port.
       type: int
