@@ -32,8 +32,10 @@ options:
     aliases: [root_certificates]
   system_roots:
     description:
-      - Also trust the system trust store of the host that runs the module (Debian, Ubuntu, RHEL, SUSE and
-        Alpine locations).
+      - Also trust the system trust store of the host that runs the module, found as OpenSSL finds it: the
+        bundle named by E(SSL_CERT_FILE), else the hashed directory named by E(SSL_CERT_DIR), else the
+        default bundle or directory of the Python's OpenSSL (C(ssl.get_default_verify_paths())), else the
+        Debian, Ubuntu, RHEL, SUSE or Alpine bundle.
     type: bool
     default: true
   names:

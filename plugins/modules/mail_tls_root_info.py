@@ -146,7 +146,8 @@ publicly_trusted:
   returned: success
   type: bool
 trust_store:
-  description: The system trust store that was read, or V(null) when this host has none.
+  description: The system trust store that was read (a bundle, or a hashed directory such as E(SSL_CERT_DIR)
+    names), or V(null) when this host has none.
   returned: success
   type: str
 notes:
@@ -163,11 +164,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_certificates,
     load_judgement,
-    system_trust_bundle,
+    load_trust_store,
+    system_trust_store,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, load_paths
 from ansible_collections.mailops.tls.plugins.module_utils.rootpub import find_root
 
 ARGUMENT_SPEC = {
@@ -190,9 +191,8 @@ def main() -> None:
     try:
         given, _keys = load_certificates(params["path"] or (), params["content"])
         judgement = load_judgement(params["pool"], params["roots"], params["system_roots"])
-        store = system_trust_bundle()
-        system = judgement.system_roots if params["system_roots"] else (
-            load_paths([store], check=False) if store else Loaded())
+        store = system_trust_store()
+        system = judgement.system_roots if params["system_roots"] else load_trust_store(store)
         published = find_root(given, judgement, system, store, params["sha256"])
     except MailTlsError as exc:
         module.fail_json(msg=str(exc))
