@@ -302,8 +302,10 @@ options:
 seealso:
   - module: mailops.tls.mail_tls_chain_facts
   - module: mailops.tls.mail_tls_assert
-  - name: Deploying chains to Postfix and Dovecot
-    description: The collection's C(docs/deploying-chains.md), with Postfix and Dovecot settings for each file.
+  - ref: ansible_collections.mailops.tls.docsite.deploying_chains
+    description: The collection's guide, with the Postfix and Dovecot settings for each file.
+  - name: Postfix smtpd_tls_chain_files
+    description: The Postfix 3.4+ setting that reads key and chain from one file, as O(combined_path) writes it.
     link: https://www.postfix.org/postconf.5.html#smtpd_tls_chain_files
 """
 

@@ -54,6 +54,8 @@ options:
     elements: str
     choices: [pem, crt, cer]
     default: [pem, crt, cer]
+requirements:
+  - cryptography >= 36.0 on the host that runs the module
 seealso:
   - module: mailops.tls.mail_tls_root_info
 """

@@ -99,14 +99,36 @@ EXAMPLES = r"""
 
 RETURN = r"""
 root:
-  description: The certificate, as the certificate records of M(mailops.tls.mail_tls_chain_facts) (subject, issuer,
-    serial, not_before, not_after, days_left, fingerprints, self_signed, ...).
+  description: The certificate, as the certificate records of M(mailops.tls.mail_tls_chain_facts).
   returned: success
   type: dict
   contains:
+    index:
+      description: Position among the certificates of O(path) and O(content), or V(null) if it came from O(roots),
+        O(pool) or the system trust store.
+      type: int
+    source:
+      description: Where it was found, for example C(block 1 of /etc/ssl/private-ca/root.pem).
+      type: str
     subject:
       description: Subject in RFC 4514 form.
       type: str
+      sample: CN=Example Private Root CA,O=Example
+    issuer:
+      description: Issuer in RFC 4514 form (the subject again for a root).
+      type: str
+    common_names:
+      description: The subject's CN values.
+      type: list
+      elements: str
+    dns_names:
+      description: subjectAltName dNSName entries (usually none for a CA).
+      type: list
+      elements: str
+    ip_addresses:
+      description: subjectAltName iPAddress entries.
+      type: list
+      elements: str
     serial:
       description: Serial number as colon-separated hex.
       type: str
@@ -116,13 +138,59 @@ root:
     not_after:
       description: End of validity, UTC, ISO 8601.
       type: str
-    fingerprints:
-      description: C(md5), C(sha1), C(sha256) of the certificate and C(spki_sha256) of its public key, in the
-        colon-separated uppercase hex of C(openssl x509 -fingerprint).
-      type: dict
-    source:
-      description: Where it was found, for example C(block 1 of /etc/ssl/private-ca/root.pem).
+    days_left:
+      description: Whole days from now to C(not_after).
+      type: int
+    key_type:
+      description: Public key type.
       type: str
+      choices: [rsa, ecdsa, ed25519, ed448, dsa]
+    key_size:
+      description: Key size in bits.
+      type: int
+    key_curve:
+      description: Curve name of an ECDSA key, otherwise V(null).
+      type: str
+    signature_algorithm:
+      description: Signature algorithm name.
+      type: str
+      sample: sha256WithRSAEncryption
+    is_ca:
+      description: Whether basicConstraints says cA.
+      type: bool
+    path_length:
+      description: basicConstraints pathLenConstraint, or V(null).
+      type: int
+    subject_key_id:
+      description: Subject key identifier as colon-separated hex, or V(null).
+      type: str
+    authority_key_id:
+      description: Authority key identifier as colon-separated hex, or V(null).
+      type: str
+    aia_ca_issuers:
+      description: Where the issuer's certificate can be fetched (AIA caIssuers).
+      type: list
+      elements: str
+    self_signed:
+      description: Whether the certificate is signed by its own key, as a root is.
+      type: bool
+    fingerprints:
+      description: Fingerprints in the colon-separated uppercase hex of C(openssl x509 -fingerprint), as the
+        publication pages show them.
+      type: dict
+      contains:
+        md5:
+          description: MD5 of the DER certificate.
+          type: str
+        sha1:
+          description: SHA-1 of the DER certificate.
+          type: str
+        sha256:
+          description: SHA-256 of the DER certificate.
+          type: str
+        spki_sha256:
+          description: SHA-256 of the SubjectPublicKeyInfo.
+          type: str
 pem:
   description: The certificate as PEM text.
   returned: success
