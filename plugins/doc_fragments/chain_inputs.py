@@ -32,8 +32,8 @@ options:
     aliases: [root_certificates]
   system_roots:
     description:
-      - Also trust the system trust store of the host that runs the module, found as OpenSSL finds it: the
-        bundle named by E(SSL_CERT_FILE), else the hashed directory named by E(SSL_CERT_DIR), else the
+      - Also trust the system trust store of the host that runs the module, found as OpenSSL finds it.
+      - That is the bundle named by E(SSL_CERT_FILE), else the hashed directory named by E(SSL_CERT_DIR), else the
         default bundle or directory of the Python's OpenSSL (C(ssl.get_default_verify_paths())), else the
         Debian, Ubuntu, RHEL, SUSE or Alpine bundle.
     type: bool
@@ -58,7 +58,7 @@ options:
     type: int
     default: 30
 requirements:
-  - cryptography >= 36.0 on the host that runs the module
+  - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 """
 
     FILES = r"""

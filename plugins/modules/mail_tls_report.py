@@ -43,6 +43,8 @@ attributes:
     support: full
   platform:
     platforms: posix
+requirements:
+  - Python >= 3.9 on the host that runs the module
 options:
   hosts:
     description:

@@ -55,7 +55,7 @@ options:
     choices: [pem, crt, cer]
     default: [pem, crt, cer]
 requirements:
-  - cryptography >= 36.0 on the host that runs the module
+  - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 seealso:
   - module: mailops.tls.mail_tls_root_info
 """

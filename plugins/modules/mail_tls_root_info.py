@@ -73,7 +73,7 @@ options:
     type: bool
     default: true
 requirements:
-  - cryptography >= 36.0 on the host that runs the module
+  - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 seealso:
   - module: mailops.tls.mail_tls_root_files
   - module: mailops.tls.mail_tls_chain_facts
