@@ -84,9 +84,10 @@ def test_every_module_runs_on_python_3_9_with_cryptography_36(target_python, com
             {"name": "report", "mailops.tls.mail_tls_report": {
                 "hosts": [{"name": "mx1", "result": "{{ probe }}"}], "json_path": str(out / "report.json")},
              "register": "report"},
-            {"name": "Keep the results", "ansible.builtin.copy": {"dest": str(tmp_path / "results.json"), "content":
-             "{{ {'versions': versions.stdout, 'facts': facts, 'gate': gate, 'written': written, 'probe': probe,"
-             " 'root': root, 'published': published, 'report': report} | to_json }}", "mode": "0600"}},
+            {"name": "Keep the results", "ansible.builtin.copy": {
+                "dest": str(tmp_path / "results.json"), "mode": "0600",
+                "content": "{{ {'versions': versions.stdout, 'facts': facts, 'gate': gate, 'written': written,"
+                           " 'probe': probe, 'root': root, 'published': published, 'report': report} | to_json }}"}},
         ]
         run = run_playbook(tmp_path, [{"name": "oldest", "hosts": "localhost", "connection": "local",
                                        "gather_facts": False, "tasks": tasks}],

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 
 import pki
 import pytest
 import report_schema
-from unit.hostile_server import Behaviour, HostileServer, free_port, server_context
+from unit.hostile_server import (
+    Behaviour,
+    HostileServer,
+    free_port,
+    has_ipv6_loopback,
+    resolver_table,
+    server_context,
+)
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import compare, endpoint_results, judge
@@ -28,22 +34,9 @@ MARGIN = 0.5
 NAME = "mail.example.test"
 
 
-def table(entries: dict):
-    """A resolver that answers from entries (name -> addresses, in order) as getaddrinfo would."""
-    def resolve(host: str, port: int) -> list:
-        if host not in entries:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [answer for address in entries[host] for answer in
-                socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)]
-    return resolve
-
-
 @pytest.fixture(scope="module")
 def ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
+    if not has_ipv6_loopback():
         pytest.skip("this machine has no ::1")
     return "::1"
 
@@ -71,7 +64,7 @@ def ders(hierarchy) -> tuple:
 def test_a_name_falls_back_to_the_next_address_and_records_the_one_that_answered(ipv6, pkis):
     port = free_port()
     with HostileServer(server_context(pkis["v6"].served_chain), Behaviour("smtp"), ipv6, port):
-        resolver = table({NAME: ["127.0.0.1", ipv6]})  # nothing listens on the first address
+        resolver = resolver_table({NAME: ["127.0.0.1", ipv6]})  # nothing listens on the first address
         result = probe(Endpoint(NAME, port, "smtp"), TIMEOUT, resolver=resolver)
     assert result.ok, result.error_message
     assert (result.peer_address, result.chain_der) == (ipv6, ders(pkis["v6"]))
@@ -79,13 +72,14 @@ def test_a_name_falls_back_to_the_next_address_and_records_the_one_that_answered
 
 def test_without_every_address_a_dual_stack_name_is_one_probe_of_its_first_address(dual, pkis, ipv6):
     port, _servers = dual
-    results = probe_many([Endpoint(NAME, port, "smtp")], TIMEOUT, 2, resolver=table({NAME: [ipv6, "127.0.0.1"]}))
+    resolver = resolver_table({NAME: [ipv6, "127.0.0.1"]})
+    results = probe_many([Endpoint(NAME, port, "smtp")], TIMEOUT, 2, resolver=resolver)
     assert [(r.endpoint.address, r.peer_address, r.chain_der) for r in results] == [(NAME, ipv6, ders(pkis["v6"]))]
 
 
 def test_every_address_probes_each_address_of_the_name_under_the_name(dual, pkis, ipv6):
     port, _servers = dual
-    resolver = table({NAME: [ipv6, "127.0.0.1"]})
+    resolver = resolver_table({NAME: [ipv6, "127.0.0.1"]})
     results = probe_many([Endpoint(NAME, port, "smtp", label="mx", every_address=True)], TIMEOUT, 2,
                          key_types=("ecdsa",), resolver=resolver)
     assert [(r.endpoint.address, r.endpoint.server_name, r.endpoint.sni, r.endpoint.label, r.endpoint.key_type,
@@ -102,7 +96,7 @@ def test_every_address_probes_each_address_of_the_name_under_the_name(dual, pkis
 
 def test_every_address_of_a_name_that_does_not_resolve_is_one_failure_per_key_type():
     results = probe_many([Endpoint("gone.example.test", 25, every_address=True)], SHORT, 2,
-                         key_types=("rsa", "ecdsa"), resolver=table({}))
+                         key_types=("rsa", "ecdsa"), resolver=resolver_table({}))
     assert [(r.endpoint.key_type, r.error_code, r.peer_address) for r in results] == [
         ("rsa", "connect_failed", None), ("ecdsa", "connect_failed", None)]
     assert "cannot resolve gone.example.test" in results[0].error_message
@@ -129,7 +123,7 @@ def test_a_name_lookup_that_never_answers_ends_at_the_deadline(every_address):
 
 def test_the_address_that_answered_is_kept_when_the_dialogue_fails(ipv6):
     with HostileServer(None, Behaviour("smtp", starttls="rejected"), ipv6) as server:
-        result = probe(Endpoint(NAME, server.port, "smtp"), TIMEOUT, resolver=table({NAME: [ipv6]}))
+        result = probe(Endpoint(NAME, server.port, "smtp"), TIMEOUT, resolver=resolver_table({NAME: [ipv6]}))
     assert (result.error_code, result.peer_address) == ("starttls_rejected", ipv6)
 
 
@@ -142,7 +136,7 @@ def test_reports_say_which_address_of_a_name_answered(dual, ipv6):
     port, _servers = dual
     judgement = Judgement()  # no trust anchor: a finding, so the endpoint is also listed below the matrix
     results = probe_many([Endpoint(NAME, port, "smtp", label="mx")], TIMEOUT, 1,
-                         resolver=table({NAME: [ipv6, "127.0.0.1"]}))
+                         resolver=resolver_table({NAME: [ipv6, "127.0.0.1"]}))
     host = {"name": "mx", "address": NAME, "result": endpoint_results(compare([judge(r, judgement) for r in results]))}
     document = build_report([host])
     assert report_schema.errors(document, report_schema.load_schema()) == []
