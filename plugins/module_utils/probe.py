@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ansible_collections.mailops.tls.plugins.module_utils import der
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
@@ -131,18 +131,23 @@ def system_resolver(host: str, port: int) -> Sequence[tuple]:
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
+def _numeric(host: str, port: int) -> Sequence[tuple]:
+    """An IP address as getaddrinfo answers it, without asking any resolver."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+
+
 def _resolve(endpoint: Endpoint, deadline: Deadline, resolver: Resolver) -> list[tuple]:
     """The endpoint's addresses, each once, in the resolver's order, looked up within the deadline."""
-    if _is_ip(endpoint.address):  # no lookup: nothing can stall
-        return list(socket.getaddrinfo(endpoint.address, endpoint.port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_NUMERICHOST))
-    # getaddrinfo has no timeout: it runs in a thread of its own that the probe stops waiting for at the
-    # deadline; the thread ends by itself when the resolver gives up.
     answer: list = []
-    lookup = threading.Thread(target=_lookup, args=(resolver, endpoint, answer), daemon=True,
-                              name="mailops-resolve")
-    lookup.start()
-    lookup.join(max(deadline.remaining(), 0))
+    if _is_ip(endpoint.address):  # no lookup: nothing can stall
+        _lookup(_numeric, endpoint, answer)
+    else:
+        # getaddrinfo has no timeout: it runs in a thread of its own that the probe stops waiting for at the
+        # deadline; the thread ends by itself when the resolver gives up.
+        lookup = threading.Thread(target=_lookup, args=(resolver, endpoint, answer), daemon=True,
+                                  name="mailops-resolve")
+        lookup.start()
+        lookup.join(max(deadline.remaining(), 0))
     if not answer:
         raise ProbeError("connect_timeout", f"the name lookup of {endpoint.address} did not finish within the "
                                             f"{deadline.seconds:g} s deadline (a slow or unreachable DNS resolver?)")
@@ -441,7 +446,7 @@ def probe(endpoint: Endpoint, timeout: float, *, backend: str = "auto",
                        key_type=_leaf_key_type(chain[0]) if chain else None, peer_address=peer)
 
 
-def _every_address(endpoint: Endpoint, timeout: float, resolver: Resolver):
+def _every_address(endpoint: Endpoint, timeout: float, resolver: Resolver) -> Union[list[Endpoint], ProbeResult]:
     """An endpoint with every_address as one endpoint per address of its name (the name stays the server name,
     so SNI and the identity check are unchanged), or the failed result of the lookup."""
     if not endpoint.every_address:

@@ -147,3 +147,10 @@ def test_reports_say_which_address_of_a_name_answered(dual, ipv6):
     assert f'<span class="mono">{NAME}:{port} via {ipv6}</span>' in page  # its findings
     merged = build_report(hosts_from_reports([("slice.json", json.loads(json.dumps(document)))]))
     assert merged["hosts"][0]["endpoints"][0]["peer_address"] == ipv6
+
+
+@pytest.mark.parametrize("every_address", [False, True])
+def test_an_ip_address_with_an_unknown_zone_is_connect_failed(every_address):
+    [result] = probe_many([Endpoint("fe80::1%no-such-interface", 25, every_address=every_address)], SHORT, 1)
+    assert (result.error_code, result.peer_address) == ("connect_failed", None)
+    assert "cannot resolve fe80::1%no-such-interface" in result.error_message
