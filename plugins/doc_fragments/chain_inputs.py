@@ -141,6 +141,20 @@ options:
             connections from a load balancer.
         type: str
         choices: [v1, v2]
+      backends:
+        description:
+          - This endpoint is a load balancer in front of this many servers, which may each serve another chain.
+            It is probed one connection at a time until that many different chains answered (then every server
+            was seen) or O(endpoints[].probes) probes were made, and each probe is judged and compared like an
+            endpoint of its own (different chains are a C(backend_mismatch)).
+          - The result's RV(sampled) says how many probes were made and how many different chains answered.
+        type: int
+      probes:
+        description:
+          - The bound for O(endpoints[].backends), at least 1. A round-robin balancer reaches every server within
+            O(endpoints[].backends) probes; the default, n * ln(100 n) rounded up (18 for 3 servers), reaches
+            every one of n servers chosen at random with 99% certainty.
+        type: int
   key_types:
     description:
       - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
@@ -157,7 +171,18 @@ options:
     default: 10
   concurrency:
     description:
-      - How many endpoints are probed at once.
+      - How many endpoints are probed at once. The probes of one load balancer (O(endpoints[].backends)) are
+        made one after another.
     type: int
     default: 16
+  expected_leaves:
+    description:
+      - SHA-256 fingerprints of the leaf certificates every endpoint must present, for example the chain just
+        deployed (any case, with or without colons).
+      - An endpoint presenting another leaf gets C(old_chain_served), and where chains are compared
+        (C(backend_mismatch), C(service_mismatch)) the chain with an expected leaf is the reference, however
+        few endpoints present it.
+    type: list
+    elements: str
+    default: []
 """

@@ -9,7 +9,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgem
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import EndpointReport, probe_and_judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import judgement_from_params
-from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint
+from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, Sampling, default_probes
 from ansible_collections.mailops.tls.plugins.module_utils.starttls import PROTOCOLS
 
 ENDPOINT_OPTIONS = {
@@ -20,12 +20,15 @@ ENDPOINT_OPTIONS = {
     "label": {"type": "str"},
     "send_sni": {"type": "bool", "default": True},
     "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
+    "backends": {"type": "int"},
+    "probes": {"type": "int"},
 }
 ENDPOINT_SPEC = {
     "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
     "key_types": {"type": "list", "elements": "str", "choices": ["rsa", "ecdsa"], "default": []},
     "timeout": {"type": "float", "default": 10.0},
     "concurrency": {"type": "int", "default": 16},
+    "expected_leaves": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -38,7 +41,21 @@ def endpoints_from_params(params: dict) -> list[Endpoint]:
                      proxy_protocol=item.get("proxy_protocol")) for item in params["endpoints"] or ()]
 
 
+def samplings_from_params(params: dict) -> list[Optional[Sampling]]:
+    """Per endpoint, how a load balancer is sampled (backends given), or None for one probe."""
+    samplings: list[Optional[Sampling]] = []
+    for item in params["endpoints"] or ():
+        backends, probes = item.get("backends"), item.get("probes")
+        if backends is None and probes is not None:
+            raise InputError(f"endpoint {item['address']}:{item['port']}: probes needs backends, the number of servers "
+                             "behind the load balancer")
+        samplings.append(None if backends is None else
+                         Sampling(backends, default_probes(backends) if probes is None else probes))
+    return samplings
+
+
 def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:
     """Probe and judge the endpoints option under the judging options (judgement: already loaded)."""
     return probe_and_judge(endpoints_from_params(params), judgement or judgement_from_params(params),
-                           params["timeout"], params["concurrency"], params["key_types"])
+                           params["timeout"], params["concurrency"], params["key_types"],
+                           samplings_from_params(params), params["expected_leaves"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import math
 import os
 import re
 import selectors
@@ -101,6 +102,7 @@ class ProbeResult:
     error_message: Optional[str] = None  # names the endpoint and says what happened
     seconds: float = 0.0  # from the start of connect to the end of the handshake or the failure
     key_type: Optional[str] = None  # of the leaf as served: rsa, ecdsa, ed25519, ed448, dsa
+    sample: int = 0  # this probe's number among the probes of a sampled endpoint (see Sampling); 0 when not sampled
 
 
 def _check_choice(endpoint: Endpoint, field: str, value: Optional[str], choices: Sequence[str]) -> None:
@@ -408,13 +410,66 @@ def probe_many(endpoints: Sequence[Endpoint], timeout: float, concurrency: int, 
     Every probe has its own deadline of timeout seconds, so one hostile endpoint holds one thread for at most
     that long and never delays the others beyond it.
     """
+    groups = probe_sampled([(endpoint, ONCE) for endpoint in endpoints], timeout, concurrency, key_types,
+                           backend=backend)
+    return [group[0] for group in groups]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How often to probe an endpoint that may hand each connection to another server (a load balancer)."""
+
+    backends: int  # servers behind it: sampling stops once that many different chains were seen
+    probes: int  # the bound: at most this many probes, one at a time
+
+    def __post_init__(self) -> None:
+        for field, value in (("backends", self.backends), ("probes", self.probes)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"load balancer sampling: {field} must be a whole number of at least 1, "
+                                 f"not {value!r}")
+
+
+ONCE = Sampling(backends=1, probes=1)
+
+
+def default_probes(backends: int) -> int:
+    """Probes that reach every one of backends servers chosen at random with 99% certainty (n * ln(100 n),
+    the union bound of the coupon collector); a round-robin balancer needs only n."""
+    return max(1, math.ceil(backends * math.log(100 * backends)))
+
+
+def sample(endpoint: Endpoint, sampling: Sampling, timeout: float, *, backend: str = "auto"
+           ) -> tuple[ProbeResult, ...]:
+    """Probe endpoint one connection at a time until sampling.backends different chains answered (every server
+    behind it has then been seen) or sampling.probes probes were made. Sampled results carry their number."""
+    results: list[ProbeResult] = []
+    chains: set = set()
+    for number in range(1, sampling.probes + 1):
+        result = probe(endpoint, timeout, backend=backend)
+        if sampling != ONCE:
+            result = replace(result, sample=number)
+        results.append(result)
+        if result.ok:
+            chains.add(result.chain_der)
+        if len(chains) >= sampling.backends:
+            break
+    return tuple(results)
+
+
+def probe_sampled(jobs: Sequence[tuple[Endpoint, Sampling]], timeout: float, concurrency: int,
+                  key_types: Sequence[str] = (), *, backend: str = "auto") -> list[tuple[ProbeResult, ...]]:
+    """Sample each endpoint (once per key type) in a pool of concurrency threads; results in input order.
+
+    The probes of one endpoint run one after another (a round-robin balancer then hands each to the next
+    server); different endpoints run side by side, each probe within its own deadline of timeout seconds."""
     _check_call(timeout, backend)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise InputError(f"probe concurrency must be a whole number of at least 1, not {concurrency!r}")
-    jobs = list(endpoints)
+    work = list(jobs)
     if key_types:
-        jobs = [replace(endpoint, key_type=key_type) for endpoint in jobs for key_type in key_types]
-    if not jobs:
+        work = [(replace(endpoint, key_type=key_type), sampling) for endpoint, sampling in work
+                for key_type in key_types]
+    if not work:
         return []
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="mailops-probe") as pool:
-        return list(pool.map(functools.partial(probe, timeout=timeout, backend=backend), jobs))
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(work)), thread_name_prefix="mailops-probe") as pool:
+        return list(pool.map(lambda job: sample(job[0], job[1], timeout, backend=backend), work))
