@@ -125,35 +125,12 @@ endpoints:
       description: The endpoint as messages name it.
       type: str
 sampled:
-  description: Per load balancer endpoint (O(endpoints[].backends)) and key type, how it was sampled.
+  description: Per load balancer endpoint (O(endpoints[].backends)) and key type, the probes made and the different
+    chains that answered, as RV(mailops.tls.mail_tls_endpoint_info#module:sampled) of
+    M(mailops.tls.mail_tls_endpoint_info).
   returned: when O(endpoints) is given
   type: list
   elements: dict
-  contains:
-    endpoint:
-      description: The endpoint, C(address:port (label)).
-      type: str
-    address:
-      description: What was connected to.
-      type: str
-    port:
-      description: The TCP port.
-      type: int
-    server_name:
-      description: The public name given, or V(null).
-      type: str
-    key_type_requested:
-      description: The key type asked for with O(key_types), or V(null).
-      type: str
-    probes:
-      description: Probes made, at most O(endpoints[].probes); fewer when every server answered with its own chain.
-      type: int
-    answered:
-      description: Probes that captured a chain.
-      type: int
-    chains:
-      description: How many different chains answered behind this port. More than one is a C(backend_mismatch).
-      type: int
 certificates:
   description: Every certificate given, in input order, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).

@@ -52,25 +52,19 @@ def run() -> DeployResult:
     playbook = Path(os.environ.get("VENV", common.REPO / ".venv")) / "bin" / "ansible-playbook"
     if not playbook.exists():
         return DeployResult(skipped="the project's virtualenv has no ansible-playbook (make venv)")
-    import lab as labmod  # tests/lab/lab.py
-
     sys.path.insert(0, str(common.TESTS / "integration"))
     import deploy_inventory
 
-    base, lock = labmod.claim_base(3)
-    directory = Path(tempfile.mkdtemp(prefix="mailops-bench-deploy-"))
-    directory.chmod(0o755)  # Postfix needs every directory above its files searchable
-    lab = labmod.Lab(directory, base=base)
     try:
-        lab.up(backends=3)
-        inventory = deploy_inventory.write_inventory(lab, directory / "inventory.yml")
-        return _measure(lab, _Runner(playbook, inventory, directory))
-    except labmod.LabError as exc:
+        with common.running_lab("mailops-bench-deploy-") as lab:
+            work = Path(tempfile.mkdtemp(prefix="mailops-bench-deploy-runs-"))
+            try:
+                inventory = deploy_inventory.write_inventory(lab, work / "inventory.yml")
+                return _measure(lab, _Runner(playbook, inventory, work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except RuntimeError as exc:
         return DeployResult(skipped=f"the lab did not come up: {exc}")
-    finally:
-        lab.down(check=False)
-        lock.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
