@@ -167,9 +167,10 @@ def deploy_targets(result) -> list[Target]:
         return [Target(f"deploy: {name}", None, f"skipped: {result.skipped}") for name in names]
     runs = result.runs
     found = []
-    for name, (ours, floor, factor) in zip(names, (("role, first deploy", "floor, first deploy", 2),
-                                                  ("role, unchanged re-run", "floor, unchanged re-run", 1.5),
-                                                  ("role, rollback", "floor, first deploy", 3))):
+    pairs = (("role, first deploy", "floor, first deploy", 2),
+             ("role, unchanged re-run", "floor, unchanged re-run", 1.5),
+             ("role, rollback", "floor, first deploy", 3))
+    for name, (ours, floor, factor) in zip(names, pairs):
         ratio = runs[ours].seconds / runs[floor].seconds
         valid = runs[ours].succeeded and runs[floor].succeeded
         found.append(Target(f"deploy: {name}", ratio <= factor and valid,

@@ -424,8 +424,7 @@ def test_a_sampled_load_balancer_reports_the_chains_behind_each_port(company, ju
     assert front["sampled"] == [{"endpoint": "192.0.2.10:993 (front)", "address": "192.0.2.10", "port": 993,
                                  "server_name": NAME, "key_type_requested": None, "probes": 6, "answered": 6,
                                  "chains": 2}]
-    assert [e["name"] for e in front["endpoints"]][:2] == ["192.0.2.10:993 (front) imaps, probe 1",
-                                                          "192.0.2.10:993 (front) imaps, probe 2"]
+    assert [e["name"] for e in front["endpoints"]][:2] == [f"192.0.2.10:993 (front) imaps, probe {n}" for n in (1, 2)]
     assert front["verdict"] == "fail"
     assert "front: load balancer, different chains behind each port: 993: 2 in 6 probe(s)" in summary_lines(document)
     merged = build_report(hosts_from_reports([("slice.json", json.loads(json.dumps(document)))]), generated_at=WHEN)
