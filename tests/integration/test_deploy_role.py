@@ -554,8 +554,8 @@ def test_a_failing_reload_rolls_back_and_reloads_the_previous_files(lab, playboo
 
 
 def test_a_failing_doveconf_rolls_back_before_any_reload(lab, playbook, restore_lab, tmp_path):
-    """Dovecot 2.4's setting names forced on the lab's Dovecot 2.3: `doveconf -n` rejects the drop-in. The drop-in
-    and the include line did not exist before: the rollback removes them, and nothing was reloaded."""
+    """Dovecot 2.4's setting names forced on the lab's Dovecot 2.3: `doveconf -n` rejects the drop-in before any
+    reload. The drop-in and the include line did not exist before: the rollback removes them."""
     backend = lab.backend("mx2")
     pile = make_pile(lab, tmp_path / "pile")
     old, files = served_leaves(backend.address), snapshot(lab)
