@@ -161,6 +161,21 @@ options:
             before the probes start).
         type: bool
         default: false
+      backends:
+        description:
+          - This endpoint is a load balancer in front of this many servers, which may each serve another chain.
+            It is probed one connection at a time until that many different chains answered (then every server
+            was seen) or O(endpoints[].probes) probes were made, and each probe is judged and compared like an
+            endpoint of its own (different chains are a C(backend_mismatch)).
+          - The result's RV(sampled) says how many probes were made and how many different chains answered.
+          - From 1 to 1000.
+        type: int
+      probes:
+        description:
+          - The bound for O(endpoints[].backends), at least 1. A round-robin balancer reaches every server within
+            O(endpoints[].backends) probes; the default, n * ln(100 n) rounded up (18 for 3 servers), reaches
+            every one of n servers chosen at random with 99% certainty. At most 1000.
+        type: int
   key_types:
     description:
       - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
@@ -178,7 +193,18 @@ options:
     default: 10
   concurrency:
     description:
-      - How many endpoints are probed at once, from 1 to 1024.
+      - How many endpoints are probed at once, from 1 to 1024. The probes of one load balancer
+        (O(endpoints[].backends)) are made one after another.
     type: int
     default: 16
+  expected_leaves:
+    description:
+      - SHA-256 fingerprints of the leaf certificates every endpoint must present, for example the chain just
+        deployed (any case, with or without colons).
+      - An endpoint presenting another leaf gets C(old_chain_served), and where chains are compared
+        (C(backend_mismatch), C(service_mismatch)) the chain with an expected leaf is the reference, however
+        few endpoints present it.
+    type: list
+    elements: str
+    default: []
 """

@@ -248,10 +248,14 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
 def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
     """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
     return {key: verdict[key] for key in DANE_KEYS} if verdict else None
+def _sampled(item: dict) -> dict:
+    """A load balancer's port as the probe sampled it: how many probes, how many different chains behind it."""
+    keys = ("endpoint", "address", "port", "server_name", "key_type_requested", "probes", "answered", "chains")
+    return {key: item[key] for key in keys}
 
 
 def _unprobed(host: str, address: Optional[str], error: str) -> dict:
-    return {"name": host, "address": address, "verdict": FAIL, "error": error, "endpoints": []}
+    return {"name": host, "address": address, "verdict": FAIL, "error": error, "endpoints": [], "sampled": []}
 
 
 def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Sequence[str] = (),
@@ -283,7 +287,8 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
         endpoints = judged.get(host["name"], [])
         host_docs.append({"name": host["name"], "address": host.get("address"),
                           "verdict": _verdict_of(e["verdict"] for e in endpoints), "error": None,
-                          "endpoints": endpoints})
+                          "endpoints": endpoints,
+                          "sampled": [_sampled(item) for item in host["result"].get("sampled") or ()]})
     return {
         "schema_version": SCHEMA_VERSION, "generator": "mailops.tls audit", "title": title,
         "generated_at": generated_at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -328,7 +333,8 @@ def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> N
         seen[host["name"]] = source
         endpoints = [_stored_result(endpoint, source) for endpoint in host["endpoints"]]
         hosts.append({"name": host["name"], "address": host.get("address"), "error": host.get("error"),
-                      "result": None if host.get("error") else {"endpoints": endpoints}})
+                      "result": None if host.get("error") else {"endpoints": endpoints,
+                                                                "sampled": host.get("sampled") or []}})
 
 
 def _stored_result(endpoint: dict, source: str) -> dict:
@@ -402,6 +408,10 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
             failing = sum(e["verdict"] == FAIL for e in host["endpoints"])
             lines.append(f"{host['name']}: {failing} endpoint(s) fail: "
                          + ", ".join(f"{code} ({count})" for code, count in sorted(codes.items())))
+    for host in document["hosts"]:
+        if host.get("sampled"):
+            lines.append(f"{host['name']}: load balancer, different chains behind each port: "
+                         + ", ".join(_sampled_words(item) for item in host["sampled"]))
     soonest = s["soonest_expiry"]
     if soonest:
         lines.append(f"first expiry: {soonest['subject']} in {soonest['days_left']} day(s) ({soonest['not_after']}), "
@@ -409,6 +419,12 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
     for kind, path in (paths or {}).items():
         lines.append(f"{kind} report: {path}")
     return [printable(line) for line in lines]
+
+
+def _sampled_words(item: dict) -> str:
+    """'993 ecdsa: 2 in 6 probe(s)': a load balancer's port, the chains seen behind it and the probes made."""
+    port = f"{item['port']} {item['key_type_requested']}" if item["key_type_requested"] else str(item["port"])
+    return f"{port}: {item['chains']} in {item['probes']} probe(s)"
 
 
 def verdict_lines(document: Optional[dict]) -> list:
