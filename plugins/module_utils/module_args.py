@@ -15,6 +15,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_judgement,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import expiry_policy, relative_time
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 
 JUDGING_SPEC = {
@@ -24,6 +25,8 @@ JUDGING_SPEC = {
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
     "expires_soon_days": {"type": "int", "default": 30},
+    "expiry_warning": {"type": "str"},
+    "expiry_critical": {"type": "str"},
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
@@ -37,9 +40,12 @@ CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
 
 def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
-    """ISO 8601 date or date-time (UTC when no offset is given), or None for now."""
+    """ISO 8601 date or date-time (UTC when no offset is given), a time relative to now (+30d), or None for now."""
     if not value:
         return None
+    relative = relative_time(value, datetime.datetime.now(datetime.timezone.utc))
+    if relative:
+        return relative
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -47,21 +53,20 @@ def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"valid_at {value!r} is not an ISO 8601 date or date-time, e.g. 2027-01-31 or "
-                         "2027-01-31T12:00:00Z") from None
+                         "2027-01-31T12:00:00Z, nor a time relative to now such as +30d or -1w2d") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def _judging_args(params: dict) -> dict:
     """The judging options, checked, as keyword arguments of analysis.load_judgement."""
-    if params["expires_soon_days"] < 0:
-        raise InputError("expires_soon_days must be 0 or more")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
             "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at")),
-            "expires_soon_days": params["expires_soon_days"]}
+            "expiry": expiry_policy(params["expires_soon_days"], params.get("expiry_warning"),
+                                    params.get("expiry_critical"))}
 
 
 def judgement_from_params(params: dict) -> Judgement:
