@@ -5,6 +5,8 @@
 set -eu
 
 PACKAGES="postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved haproxy openssl iproute2 util-linux ca-certificates"
+# Monitoring and renewal: promtool (prometheus), the ACME lab (pebble, certbot; tests/lab/acmelab.py).
+PACKAGES="$PACKAGES prometheus pebble certbot"
 # Re-fetch package lists when they are older than this many seconds (or missing).
 STALE_AFTER=86400
 
@@ -29,7 +31,7 @@ lists_stale() {
 
 stop_daemons() {
     # Packages may start daemons where an init system runs; the lab wants none of the stock ones.
-    for init in postfix dovecot haproxy; do
+    for init in postfix dovecot haproxy prometheus; do
         if [ -x "/etc/init.d/$init" ]; then
             "/etc/init.d/$init" stop >/dev/null 2>&1 || true
         fi
