@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_playbook import ANSIBLE_PLAYBOOK, REPO, collections_path, run_playbook
+from run_playbook import ANSIBLE_PLAYBOOK, REPO, collections_path
 from test_audit import audit
 
 from ansible_collections.mailops.tls.plugins.module_utils.certs import not_after
@@ -177,8 +177,9 @@ def _expected(rules: dict, series: list, at: int) -> dict:
         "MailTlsCertificateExpiresSoon": [dict(labels) for labels, v in
                                           by_name["mail_tls_certificate_expiry_timestamp_seconds"]
                                           if lifetime_share(labels, v) < 0.25],
-        "MailTlsCertificateExpiresVerySoon": [dict(labels) for labels, v in
-                                              by_name["mail_tls_endpoint_expiry_timestamp_seconds"] if v - at < 7 * DAY],
+        "MailTlsCertificateExpiresVerySoon": [dict(labels) for labels, v
+                                              in by_name["mail_tls_endpoint_expiry_timestamp_seconds"]
+                                              if v - at < 7 * DAY],
         "MailTlsAuditStale": [{}] if at - by_name["mail_tls_audit_timestamp_seconds"][0][1] > 2 * DAY else [],
     }
     rule_of = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
