@@ -80,6 +80,7 @@ def check_endpoints(endpoints: Sequence[Endpoint], judgement: Judgement, timeout
 
 
 def judged(items: Sequence[tuple[str, Optional[Analysis], tuple]], ignore: Sequence[str]) -> list[Checked]:
+    """Each item under the policy: every error is a violation unless its code is ignored."""
     return [Checked(name, analysis, evaluate(findings, (), ignore)) for name, analysis, findings in items]
 
 
