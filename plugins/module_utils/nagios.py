@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # This module_utils file is private to the mailops.tls collection; its API may change without notice.
-"""The Nagios/Icinga plugin check_mail_tls (bin/check_mail_tls): files and live endpoints judged by the library,
+"""The Nagios/Icinga plugin check_mail_tls (scripts/check_mail_tls): files and live endpoints judged by the library,
 as the monitoring plugin conventions want them: exit code 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status
 line with performance data (days left per endpoint and certificate), then one line per problem."""
 from __future__ import annotations
@@ -175,7 +175,7 @@ class _Parser(argparse.ArgumentParser):
 
     def exit(self, status=0, message=None):
         if message:
-            print(message)
+            sys.stdout.write(message)
         raise SystemExit(UNKNOWN)
 
 
@@ -233,14 +233,15 @@ def run(argv: Sequence[str]) -> Outcome:
 
 
 def main(argv: Sequence[str]) -> int:
-    """The plugin: print the outcome, return its exit code; anything unexpected is UNKNOWN, never a traceback."""
+    """The plugin: write the outcome to stdout (a command, not a module: no AnsibleModule to report through) and
+    return its exit code; anything unexpected is UNKNOWN, never a traceback."""
     try:
         result = run(argv)
     except Exception as exc:  # a monitoring plugin must answer 3 with a reason whatever happens
         result = Outcome(UNKNOWN, f"{PREFIX} UNKNOWN - internal error: {type(exc).__name__}: {_one_line(str(exc))}")
-    print(result.text)
+    sys.stdout.write(result.text + "\n")
     return result.status
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """ACME end to end on the lab: certbot obtains a certificate for the lab's public names from Pebble (HTTP-01,
 Pebble's challenge test server as DNS), then renews it twice with the collection's deploy hook
-(bin/mail_tls_certbot_deploy), which runs playbooks/deploy.yml for the renewed lineage:
+(scripts/mail_tls_certbot_deploy), which runs playbooks/deploy.yml for the renewed lineage:
 
 1. a renewal during which mx2 fails (its Dovecot reload does nothing, so the live verification sees the old
    chain): mx1 serves the renewed certificate, mx2 is rolled back and serves the previous chain again, mx3 is
@@ -25,13 +25,13 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_playbook import ANSIBLE_PLAYBOOK, REPO, collections_path
-from test_deploy_role import original_config, restore  # noqa: F401 (original_config is a fixture used here)
+from test_deploy_role import original_config, restore  # noqa: F401 pylint: disable=unused-import (a fixture)
 
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 from acmelab import AcmeLab
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed here")
-HOOK = REPO / "bin" / "mail_tls_certbot_deploy"
+HOOK = REPO / "scripts" / "mail_tls_certbot_deploy"
 LINEAGE = "mail"
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The monitoring outputs against the lab: bin/check_mail_tls (exit codes, status line, perfdata) on live endpoints
+"""The monitoring outputs against the lab: scripts/check_mail_tls (exit codes, status line, perfdata) on live endpoints
 and files, and the audit role's Prometheus output checked by promtool (check metrics; the example alerting rules
 checked and unit-tested with series taken from that output)."""
 from __future__ import annotations
@@ -23,7 +23,7 @@ from test_audit import audit
 from ansible_collections.mailops.tls.plugins.module_utils.certs import not_after
 
 NAME = "mail.example.test"
-PLUGIN = Path(collections_path()) / "ansible_collections" / "mailops" / "tls" / "bin" / "check_mail_tls"
+PLUGIN = Path(collections_path()) / "ansible_collections" / "mailops" / "tls" / "scripts" / "check_mail_tls"
 RULES = REPO / "docs" / "monitoring" / "prometheus-alerts.yml"
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 SERVICES = {"smtp": 25, "imaps": 993, "pop3": 110, "sieve": 4190}
@@ -39,9 +39,9 @@ def check(lab, *argv: str) -> subprocess.CompletedProcess:
     return done
 
 
-def endpoints(lab, services=SERVICES) -> list:
-    """-e ADDRESS:PORT for every service of every backend and of the front."""
-    return [arg for address in lab.addresses for port in services.values() for arg in ("-e", f"{address}:{port}")]
+def endpoints(lab, services: tuple = tuple(SERVICES.values())) -> list:
+    """-e ADDRESS:PORT for every port of services of every backend and of the front."""
+    return [arg for address in lab.addresses for port in services for arg in ("-e", f"{address}:{port}")]
 
 
 def perfdata(stdout: str) -> dict:
@@ -80,7 +80,7 @@ def test_a_backend_without_its_intermediate_is_critical_and_named(lab):
     mx2 = lab.backends[1]
     lab.set_chain(1, leaf.pem, leaf.key_pem())
     try:
-        done = check(lab, "-S", NAME, *endpoints(lab, {"smtp": 25, "imaps": 993}))
+        done = check(lab, "-S", NAME, *endpoints(lab, (25, 993)))
     finally:
         lab.reset_chain(1)
     assert done.returncode == CRITICAL, done.stdout

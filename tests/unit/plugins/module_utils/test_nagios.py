@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Tests for nagios.py and bin/check_mail_tls on files: exit codes, the status line, perfdata, long output."""
+"""Tests for nagios.py and scripts/check_mail_tls on files: exit codes, the status line, perfdata, long output."""
 from __future__ import annotations
 
 import os
@@ -22,7 +22,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.nagios import (
 
 REPO = Path(__file__).resolve().parents[4]
 # The plugin as an installed collection holds it: tests/conftest.py links build/collections/.../tls to the repo.
-PLUGIN = REPO / "build" / "collections" / "ansible_collections" / "mailops" / "tls" / "bin" / "check_mail_tls"
+PLUGIN = REPO / "build" / "collections" / "ansible_collections" / "mailops" / "tls" / "scripts" / "check_mail_tls"
 MAIL = "mail.example.test"
 # One perfdata item: 'label'=value;warn;crit;min;max
 PERFDATA = re.compile(r"'([^'=]+)'=(-?[\d.]+);([\d.]*);([\d.]*);;")
