@@ -25,7 +25,6 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_playbook import ANSIBLE_PLAYBOOK, REPO, collections_path
-from test_deploy_role import original_config, restore  # noqa: F401 pylint: disable=unused-import (a fixture)
 
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 from acmelab import AcmeLab
@@ -33,6 +32,27 @@ from acmelab import AcmeLab
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed here")
 HOOK = REPO / "scripts" / "mail_tls_certbot_deploy"
 LINEAGE = "mail"
+
+
+def config_files(lab) -> dict:
+    """Every file of each backend's Postfix and Dovecot configuration directories, with its content."""
+    return {path: path.read_bytes() for backend in lab.backends
+            for directory in (backend.postfix_dir, backend.dovecot_conf.parent)
+            for path in directory.iterdir() if path.is_file()}
+
+
+def restore(lab, before: dict) -> None:
+    """The configuration files as they were (files the deployments added removed), reloaded, and the lab's
+    default chain served again."""
+    now = config_files(lab)
+    for path in now.keys() - before.keys():
+        path.unlink()
+    for path, data in before.items():
+        if now.get(path) != data:
+            lablib.write_file(path, data, backdate=path.parent.name == "postfix")
+    for backend in lab.backends:
+        backend.reload()
+    lab.reset_chains()
 
 
 def served(lab, address: str) -> dict:
@@ -73,11 +93,12 @@ def hook_settings(lab, directory: Path, roots: list, failing: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
-def renewals(lab, acme, original_config, tmp_path_factory):  # noqa: F811 (the imported fixture)
+def renewals(lab, acme, tmp_path_factory):
     """Obtain, renew with mx2 failing, restart Pebble, renew again: what each step left, as chains served."""
     names = [*lablib.SERVICE_NAMES, *(backend.hostname for backend in lab.backends)]
     directory = tmp_path_factory.mktemp("acme")
     steps = {"before": {b.name: served(lab, b.address) for b in lab.backends}}
+    original_config = config_files(lab)
     obtained = acme.obtain(LINEAGE, names)
     assert obtained.returncode == 0, obtained.stdout + obtained.stderr
     first_root = acme.root_pem()
