@@ -11,6 +11,8 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 
 WARNING_STAGE, CRITICAL_STAGE = "warning", "critical"
+# The longest threshold in days: a century, more than any certificate is valid for.
+MAX_THRESHOLD_DAYS = 36500
 
 _DAYS = re.compile(r"^(\d+(?:\.\d+)?)\s*d?$")
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
@@ -65,16 +67,15 @@ def parse_threshold(value, option: str) -> Threshold:
     days, percent = _DAYS.match(text), _PERCENT.match(text)
     if percent and float(percent.group(1)) <= 100:
         return Threshold(percent=float(percent.group(1)))
-    if days:
+    if days and float(days.group(1)) <= MAX_THRESHOLD_DAYS:
         return Threshold(days=float(days.group(1)))
-    raise InputError(f"{option} {value!r} is neither days (for example 30 or 30d) nor a share of the certificate's "
-                     "lifetime from 0% to 100% (for example 33%)")
+    raise InputError(f"{option} {value!r} is neither days up to {MAX_THRESHOLD_DAYS} (for example 30 or 30d) nor a "
+                     "share of the certificate's lifetime from 0% to 100% (for example 33%)")
 
 
 def expiry_policy(expires_soon_days: int = 30, warning=None, critical=None) -> ExpiryPolicy:
-    """The policy from the modules' options: expiry_warning replaces expires_soon_days when given."""
-    if expires_soon_days < 0:
-        raise InputError("expires_soon_days must be 0 or more")
+    """The policy from the modules' options (expires_soon_days already checked): expiry_warning replaces
+    expires_soon_days when given."""
     chosen = parse_threshold(warning, "expiry_warning") if warning is not None else Threshold(days=expires_soon_days)
     return ExpiryPolicy(chosen, parse_threshold(critical, "expiry_critical") if critical is not None else None)
 
@@ -85,4 +86,7 @@ def relative_time(text: str, now: datetime.datetime) -> Optional[datetime.dateti
     if not match:
         return None
     seconds = sum(int(amount) * _UNIT_SECONDS[unit] for amount, unit in _RELATIVE_PART.findall(match.group(2)))
-    return now + datetime.timedelta(seconds=-seconds if match.group(1) == "-" else seconds)
+    try:
+        return now + datetime.timedelta(seconds=-seconds if match.group(1) == "-" else seconds)
+    except OverflowError:
+        raise InputError(f"valid_at {text!r} is outside the years 1 to 9999 in UTC: give a shorter time") from None
