@@ -284,7 +284,7 @@ def user_id(owner: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character in the name
         raise InputError(f"owner {owner!r} is not a user on this host") from None
 
 
@@ -294,7 +294,7 @@ def group_id(group: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character in the name
         raise InputError(f"group {group!r} is not a group on this host") from None
 
 

@@ -292,6 +292,8 @@ def main() -> None:
                 raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise InputError(f"the directory of {path} does not exist: create it first")
+        if params["hosts"] is None and params["merge"] is None:
+            raise InputError("hosts and merge are both null: give hosts (the probe results) or merge (JSON reports)")
         before = previous_document(outputs.get("json"))
         hosts = params["hosts"] if params["merge"] is None else hosts_from_reports(slice_reports(params["merge"]))
         document = build_report(hosts, params["fail_on"], params["ignore"], params["title"],
