@@ -50,15 +50,32 @@ options:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is
         given), for example V(2027-01-31) to see what will have expired by then.
-      - It and the end of the O(expires_soon_days) period after it must fall within the years 1 to 9999 (UTC).
+      - It must fall within the years 1 to 9999 (UTC).
+      - Or a time relative to now, as community.crypto takes it, a sign and weeks, days, hours, minutes or
+        seconds, for example V(+30d) or V(-1w2d12h).
     type: str
   expires_soon_days:
     description:
       - Report an issue with code C(expires_soon) for each certificate of the chain that expires within
         this many days.
       - From 0 to 36500 (a century).
+      - O(expiry_warning) replaces it when given.
     type: int
     default: 30
+  expiry_warning:
+    description:
+      - Report C(expires_soon) (a warning) for each certificate of the chain, leaf, intermediates and root,
+        that expires within this threshold.
+      - Days (V(30) or V(30d)), or a share of each certificate's own lifetime (V(33%)), which fits
+        certificates of any lifetime; ACME clients renew when a third of the lifetime is left.
+      - Default O(expires_soon_days) days.
+    type: str
+  expiry_critical:
+    description:
+      - Report C(expires_critical) (an error) for each certificate of the chain that expires within this
+        threshold, in days or as a share of its lifetime as O(expiry_warning). Unset, nothing is critical
+        before it expires.
+    type: str
 requirements:
   - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 """

@@ -19,6 +19,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, r
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import DEFAULT_EXPIRY, ExpiryPolicy
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
     HASHED_NAME,
@@ -77,7 +78,7 @@ class Request:
     keys: tuple[LoadedKey, ...] = ()
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
-    expires_soon_days: int = 30
+    expiry: ExpiryPolicy = DEFAULT_EXPIRY
     # pool and roots already indexed (pool_index): Judgement.request passes its own, so many leaves share one
     indexed: Optional[chainlib.CertificateIndex] = field(default=None, repr=False, compare=False)
 
@@ -150,7 +151,7 @@ class Judgement:
     system_roots: Loaded = field(default_factory=Loaded)
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
-    expires_soon_days: int = 30
+    expiry: ExpiryPolicy = DEFAULT_EXPIRY
 
     @cached_property
     def index(self) -> chainlib.CertificateIndex:
@@ -162,7 +163,7 @@ class Judgement:
         """An analysis request for certificates judged this way (names, when given, replace self.names)."""
         return Request(certificates=certificates, pool=self.pool, roots=self.roots, system_roots=self.system_roots,
                        keys=keys, names=tuple(self.names if names is None else names), valid_at=self.valid_at,
-                       expires_soon_days=self.expires_soon_days, indexed=self.index)
+                       expiry=self.expiry, indexed=self.index)
 
 
 def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.CertificateIndex:
@@ -175,13 +176,13 @@ def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.Ce
 
 def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_roots: bool = True,
                    names: Sequence[str] = (), valid_at: Optional[datetime.datetime] = None,
-                   expires_soon_days: int = 30) -> Judgement:
+                   expiry: ExpiryPolicy = DEFAULT_EXPIRY) -> Judgement:
     """Read the pool and the trust anchors once; raises InputError for unreadable files."""
     require_cryptography()
     return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
                      system_roots=load_trust_store(system_trust_store()) if system_roots else Loaded(),
                      names=tuple(names),
-                     valid_at=valid_at, expires_soon_days=expires_soon_days)
+                     valid_at=valid_at, expiry=expiry)
 
 
 def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, private_key_path: Optional[str] = None,
@@ -213,10 +214,10 @@ def _private_key_file(path: str, passphrases: Sequence[Optional[bytes]]) -> Load
 def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
                  roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
                  passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
-                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
+                 valid_at: Optional[datetime.datetime] = None, expiry: ExpiryPolicy = DEFAULT_EXPIRY) -> Request:
     """Read every input the modules accept into a Request; raises InputError for unreadable files."""
     certificates, keys = load_certificates(paths, content, private_key_path, passphrases)
-    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expires_soon_days)
+    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expiry)
     return judgement.request(certificates, keys)
 
 
@@ -238,7 +239,7 @@ def analyze(request: Request) -> Analysis:
     # Alternatives are the other valid paths: to an anchor, without validity or constraint problems.
     valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not chainlib.path_problems(p, valid_at))
     facts = Facts(index, leaf, path, valid if path.kind == chainlib.TRUSTED else (), search, request.keys,
-                  key_matches, names, valid_at, request.expires_soon_days)
+                  key_matches, names, valid_at, request.expiry)
     checked = run_checks(facts)
     # Pool and anchor certificates are read when a search needs them: their damage is known only now.
     findings = _load_findings(request, index, given_findings) + checked

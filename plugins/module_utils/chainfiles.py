@@ -229,7 +229,7 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     deployed = analyze(Request(
         certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write"),
         pool=root, roots=request.roots, system_roots=request.system_roots, keys=request.keys,
-        names=request.names, valid_at=analysis.valid_at, expires_soon_days=request.expires_soon_days))
+        names=request.names, valid_at=analysis.valid_at, expiry=request.expiry))
     parse_errors = tuple(f for f in analysis.findings if f.code == "parse_error")
     return parse_errors + deployed.findings
 
@@ -284,7 +284,7 @@ def user_id(owner: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character in the name
         raise InputError(f"owner {owner!r} is not a user on this host") from None
 
 
@@ -294,7 +294,7 @@ def group_id(group: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character in the name
         raise InputError(f"group {group!r} is not a group on this host") from None
 
 

@@ -19,6 +19,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.chain import (
     SearchResult,
     intermediates_below,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import CRITICAL_STAGE, ExpiryPolicy
 from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, CertificateRef, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import LoadedKey
 from ansible_collections.mailops.tls.plugins.module_utils.names import NameMatch
@@ -40,7 +41,7 @@ class Facts:
     key_matches: Optional[bool]
     names: tuple[NameMatch, ...]
     valid_at: datetime.datetime
-    expires_soon_days: int
+    expiry: ExpiryPolicy
 
 
 def ref(node: Node) -> CertificateRef:
@@ -140,7 +141,6 @@ def check_cross_signed(facts: Facts) -> Iterator[Finding]:
 
 
 def check_validity(facts: Facts) -> Iterator[Finding]:
-    soon = facts.valid_at + datetime.timedelta(days=facts.expires_soon_days)
     for node in facts.path.nodes:
         info = node.info
         if info.not_after < facts.valid_at:
@@ -149,10 +149,21 @@ def check_validity(facts: Facts) -> Iterator[Finding]:
         elif info.not_before > facts.valid_at:
             yield finding("not_yet_valid", f"{label(node)} is valid only from {info.not_before:%Y-%m-%d %H:%M} UTC: "
                           "check the clock, or wait", ref(node))
-        elif info.not_after < soon:
+
+
+def check_expiry(facts: Facts) -> Iterator[Finding]:
+    """Valid certificates of the path past the warning or critical threshold (expired ones are check_validity's)."""
+    for node in facts.path.nodes:
+        info = node.info
+        if not info.not_before <= facts.valid_at <= info.not_after:
+            continue
+        crossed = facts.expiry.stage(info.not_before, info.not_after, facts.valid_at)
+        if crossed:
+            stage, threshold = crossed
             days = (info.not_after - facts.valid_at).days
-            yield finding("expires_soon", f"{label(node)} expires in {days} days, on {info.not_after:%Y-%m-%d}: "
-                          "renew it", ref(node))
+            yield finding("expires_critical" if stage == CRITICAL_STAGE else "expires_soon",
+                          f"{label(node)} expires in {days} days, on {info.not_after:%Y-%m-%d}, within the {stage} "
+                          f"threshold of {threshold.describe(info.not_before, info.not_after)}: renew it", ref(node))
 
 
 def check_ca_constraints(facts: Facts) -> Iterator[Finding]:
@@ -232,8 +243,8 @@ def check_leaf_usage(facts: Facts) -> Iterator[Finding]:
 
 
 CHECKS = (check_duplicates, check_order, check_missing_intermediate, check_root_included, check_unrelated,
-          check_trust, check_cross_signed, check_validity, check_ca_constraints, check_bad_signature, check_names,
-          check_key, check_weak_crypto, check_leaf_usage)
+          check_trust, check_cross_signed, check_validity, check_expiry, check_ca_constraints, check_bad_signature,
+          check_names, check_key, check_weak_crypto, check_leaf_usage)
 
 
 def run_checks(facts: Facts, checks: Sequence = CHECKS) -> tuple[Finding, ...]:

@@ -15,6 +15,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_judgement,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import MAX_THRESHOLD_DAYS, expiry_policy, relative_time
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 
 # Aliases: the names community.crypto gives the same options (certificate_complete_chain,
@@ -26,6 +27,8 @@ JUDGING_SPEC = {
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
     "expires_soon_days": {"type": "int", "default": 30},
+    "expiry_warning": {"type": "str"},
+    "expiry_critical": {"type": "str"},
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
@@ -39,14 +42,18 @@ CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
 
 # The longest warning period: a century, more than any certificate is valid for.
-MAX_EXPIRES_SOON_DAYS = 36500
+MAX_EXPIRES_SOON_DAYS = MAX_THRESHOLD_DAYS
 
 
 def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional[datetime.datetime]:
-    """ISO 8601 date or date-time (UTC when no offset is given), or None for now. The time and the end of the
-    warning period after it must both fall within the years 1 to 9999 in UTC, as Python's dates do."""
+    """ISO 8601 date or date-time (UTC when no offset is given), a time relative to now (+30d), or None for now.
+    The time and the end of the warning period after it must both fall within the years 1 to 9999 in UTC, as
+    Python's dates do."""
     if not value:
         return None
+    relative = relative_time(value, datetime.datetime.now(datetime.timezone.utc))
+    if relative:
+        return relative
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -54,7 +61,7 @@ def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"valid_at {value!r} is not an ISO 8601 date or date-time, e.g. 2027-01-31 or "
-                         "2027-01-31T12:00:00Z") from None
+                         "2027-01-31T12:00:00Z, nor a time relative to now such as +30d or -1w2d") from None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
     try:
         parsed.astimezone(datetime.timezone.utc) + datetime.timedelta(days=expires_soon_days)
@@ -75,7 +82,8 @@ def _judging_args(params: dict) -> dict:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
             "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at"), params["expires_soon_days"]),
-            "expires_soon_days": params["expires_soon_days"]}
+            "expiry": expiry_policy(params["expires_soon_days"], params.get("expiry_warning"),
+                                    params.get("expiry_critical"))}
 
 
 def judgement_from_params(params: dict) -> Judgement:

@@ -56,7 +56,7 @@ CHECKS = {
               "unrelated_certificate", "duplicate_certificate", "chain_cycle", "chain_search_limit", "cross_signed"),
     "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded"),
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
-    "validity": ("expired", "not_yet_valid", "expires_soon"),
+    "validity": ("expired", "not_yet_valid", "expires_soon", "expires_critical"),
     "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
@@ -97,6 +97,7 @@ FIXES = {
     "expired": "Renew it, or use the CA's current intermediate.",
     "not_yet_valid": "Check the clock, or wait.",
     "expires_soon": "Renew it.",
+    "expires_critical": "Renew it now, and find out why the automatic renewal did not.",
     "not_a_ca": "Get the certificate from a real CA.",
     "path_length_exceeded": "Use the path the CA intends (ask the CA which intermediate to use).",
     "bad_signature": "Get the intermediate that really issued the certificate.",

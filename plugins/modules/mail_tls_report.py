@@ -95,6 +95,16 @@ options:
     description:
       - Where to write the HTML report.
     type: path
+  prometheus_path:
+    description:
+      - Where to write the report as Prometheus text format, for example into the directory of node_exporter's
+        textfile collector (a name ending in C(.prom)).
+      - Gauges per endpoint with labels C(host), C(endpoint) and C(service) - C(mail_tls_endpoint_verdict) (1 for
+        its C(verdict), 0 for the others), C(mail_tls_endpoint_up), C(mail_tls_endpoint_expiry_timestamp_seconds),
+        C(mail_tls_certificate_expiry_timestamp_seconds) (per certificate sent, by C(position), C(subject) and
+        C(sha256)) and C(mail_tls_endpoint_findings) (by C(code), C(severity) and C(status)) - and
+        C(mail_tls_audit_timestamp_seconds) and C(mail_tls_audit_passed).
+    type: path
   title:
     description:
       - The reports' title.
@@ -153,6 +163,15 @@ EXAMPLES = r"""
     html_path: /var/www/html/mail-tls.html
   delegate_to: localhost
   run_once: true
+
+- name: Write the audit as metrics for node_exporter's textfile collector
+  mailops.tls.mail_tls_report:
+    hosts:
+      - {name: mx1, address: 192.0.2.11, result: "{{ hostvars['mx1'].probe }}"}
+      - {name: mx2, address: 192.0.2.12, result: "{{ hostvars['mx2'].probe }}"}
+    prometheus_path: /var/lib/prometheus/node-exporter/mail_tls.prom
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
@@ -207,6 +226,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
 from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
+from ansible_collections.mailops.tls.plugins.module_utils.metrics import prometheus_text
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -228,6 +248,7 @@ ARGUMENT_SPEC = {
     "json_path": {"type": "path"},
     "junit_path": {"type": "path"},
     "html_path": {"type": "path"},
+    "prometheus_path": {"type": "path"},
     "title": {"type": "str", "default": "Mail TLS audit"},
     "fail_on": {"type": "list", "elements": "str", "default": []},
     "ignore": {"type": "list", "elements": "str", "default": []},
@@ -263,19 +284,22 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True,
                            required_one_of=[("hosts", "merge")], mutually_exclusive=[("hosts", "merge")])
     params = module.params
-    outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
+    outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html", "prometheus")
+               if params[f"{kind}_path"]}
     try:
         for path in outputs.values():
             if "\x00" in path:
                 raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise InputError(f"the directory of {path} does not exist: create it first")
+        if params["hosts"] is None and params["merge"] is None:
+            raise InputError("hosts and merge are both null: give hosts (the probe results) or merge (JSON reports)")
         before = previous_document(outputs.get("json"))
         hosts = params["hosts"] if params["merge"] is None else hosts_from_reports(slice_reports(params["merge"]))
         document = build_report(hosts, params["fail_on"], params["ignore"], params["title"],
                                 datetime.datetime.now(datetime.timezone.utc))
         rendered = {"json": json.dumps(document, indent=2, sort_keys=False) + "\n", "junit": junit_xml(document),
-                    "html": html_page(document)}
+                    "html": html_page(document), "prometheus": prometheus_text(document)}
         changed = False
         for kind, path in outputs.items():
             data = rendered[kind].encode("utf-8")

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, load
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import ExpiryPolicy, Threshold
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
     CHAIN_INPUT_SPEC,
     parse_valid_at,
@@ -257,7 +258,7 @@ def test_request_from_params(files, h):
     assert request.certificates.findings == ()
     assert request.system_roots.certificates == ()
     assert request.valid_at == datetime.datetime(2027, 1, 31, tzinfo=UTC)
-    assert (request.names, request.expires_soon_days) == ((MAIL,), 10)
+    assert (request.names, request.expiry) == ((MAIL,), ExpiryPolicy(Threshold(days=10)))
     result = analysis.analyze(request)
     assert result.trusted and result.key_matches is True
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import ExpiryPolicy, Threshold
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CHAIN_CODES, CODES, SEVERITIES
 
 REPO = Path(__file__).resolve().parents[4]
@@ -167,6 +168,16 @@ def expires_soon(_tmp_path):
     return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 10 * pki.DAY:%Y-%m-%d}"))
 
 
+def expires_critical(_tmp_path):
+    """An intermediate of 100 days with 4 left: past a critical 5%; the leaf, with 9 of 10 days left, is not."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 96 * pki.DAY, not_after=pki.NOW + 4 * pki.DAY)
+    leaf = inter.leaf(MAIL, not_before=pki.NOW - pki.DAY, not_after=pki.NOW + 9 * pki.DAY)
+    result = analyze([leaf, inter], roots=[top], valid_at=pki.NOW, expiry=ExpiryPolicy(
+        Threshold(days=1), Threshold(percent=5)))
+    return Case(result, inter, 1, ("Issuing CA", "block 2 of bundle.pem", "critical threshold of 5% of its 100-day"))
+
+
 def not_a_ca(_tmp_path):
     top = pki.root()
     inter = top.issue("Server Posing As CA", ca=False)
@@ -255,8 +266,9 @@ def leaf_is_ca(_tmp_path):
 POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
     parse_error, ignored_block, no_certificate, wrong_order, missing_intermediate, root_included,
     unrelated_certificate, duplicate_certificate, untrusted_root, chain_cycle, chain_search_limit, cross_signed,
-    expired, not_yet_valid, expires_soon, not_a_ca, path_length_exceeded, bad_signature, name_mismatch,
-    wildcard_used, cn_only, key_mismatch, no_private_key, weak_key, weak_signature, missing_server_auth, leaf_is_ca)}
+    expired, not_yet_valid, expires_soon, expires_critical, not_a_ca, path_length_exceeded, bad_signature,
+    name_mismatch, wildcard_used, cn_only, key_mismatch, no_private_key, weak_key, weak_signature, missing_server_auth,
+    leaf_is_ca)}
 
 
 def test_every_code_has_a_positive_case():
@@ -313,12 +325,21 @@ def near_validity(_tmp_path):
     inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 200 * pki.DAY)
     leaf = inter.leaf(MAIL, not_before=pki.NOW - 100 * pki.DAY, not_after=pki.NOW - 2 * pki.DAY)
     assert "expired" in codes(analyze([leaf, inter], roots=[top]))
-    return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY, expires_soon_days=10)
+    return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY,
+                   expiry=ExpiryPolicy(Threshold(days=10)))
 
 
 def near_expires_soon(_tmp_path):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
-    return analyze(h.served_chain, roots=[h.root], expires_soon_days=5)
+    return analyze(h.served_chain, roots=[h.root], expiry=ExpiryPolicy(Threshold(days=5)))
+
+
+def near_expires_critical(_tmp_path):
+    """Past the warning threshold, not the critical one: expires_soon alone."""
+    h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
+    result = analyze(h.served_chain, roots=[h.root], expiry=ExpiryPolicy(Threshold(days=30), Threshold(days=7)))
+    assert codes(result) == ["expires_soon"]
+    return result
 
 
 def near_not_a_ca(_tmp_path):
@@ -415,6 +436,7 @@ def near_parse(_tmp_path):
 NEAR_MISSES: dict[str, Callable] = {
     "wrong_order": near_wrong_order, "duplicate_certificate": near_duplicate, "unrelated_certificate": near_unrelated,
     "expired": near_validity, "not_yet_valid": near_validity, "expires_soon": near_expires_soon,
+    "expires_critical": near_expires_critical,
     "not_a_ca": near_not_a_ca, "path_length_exceeded": near_path_length, "bad_signature": near_bad_signature,
     "name_mismatch": near_name_mismatch, "wildcard_used": near_names, "cn_only": near_names,
     "weak_key": near_weak_key, "weak_signature": near_weak_signature, "untrusted_root": near_untrusted_root,
@@ -452,7 +474,7 @@ def test_near_miss(code, tmp_path):
 ])
 def test_expires_soon_threshold(days_left, threshold, expected):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + days_left * pki.DAY)
-    options = {} if threshold is None else {"expires_soon_days": threshold}
+    options = {} if threshold is None else {"expiry": ExpiryPolicy(Threshold(days=threshold))}
     result = analyze(h.served_chain, roots=[h.root], valid_at=pki.NOW, **options)
     assert ("expires_soon" in codes(result)) == expected
 
