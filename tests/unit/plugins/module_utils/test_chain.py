@@ -604,6 +604,26 @@ def test_pool_issuer_that_cannot_be_read_is_reported_and_not_used(deep, part):
     assert "missing_intermediate" in codes(result) and "bad_signature" not in codes(result)
 
 
+# nameConstraints permitting an iPAddress 10.0.0.1 without a mask: cryptography raises TypeError (not ValueError)
+ADDRESS_AS_NETWORK = bytes.fromhex("300a a008 3006 8704 0a000001")
+
+
+@pytest.mark.parametrize("where", ["pool", "roots", "bundle"])
+def test_ca_whose_name_constraints_hold_an_address_for_a_network_is_a_parse_error(deep, where):
+    """A CA certificate (of the pool, the roots or the bundle) whose iPAddress subtree is not a network: a parse_error
+    naming it, never a TypeError out of the library."""
+    top, issuer = deep.intermediates
+    spoiled = top.issue(subject=issuer.subject, ca=True, key=issuer.key,
+                        raw_extensions=[(x509.oid.ExtensionOID.NAME_CONSTRAINTS, ADDRESS_AS_NETWORK)])
+    result = analyze([deep.leaf, *([spoiled] if where == "bundle" else [])],
+                     pool=[spoiled, top] if where == "pool" else [top],
+                     roots=[deep.root, *([spoiled] if where == "roots" else [])])
+    found = only(result, "parse_error")
+    assert "the certificate's extensions cannot be parsed (IPAddress name constraints must be" in found.message
+    assert found.severity == ("error" if where == "bundle" else "warning")
+    assert not result.trusted
+
+
 def test_unreadable_twin_of_the_issuer_does_not_hide_the_real_one(deep):
     result = analyze([deep.leaf], pool=[spoiled_issuer(deep, "extensions"), *reversed(deep.intermediates)],
                      roots=[deep.root])
