@@ -14,6 +14,7 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils import pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
@@ -52,6 +53,7 @@ class Request:
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
     expires_soon_days: int = 30
+    rules: pathrules.Rules = field(default_factory=pathrules.Rules)
     # pool and roots already indexed (pool_index): Judgement.request passes its own, so many leaves share one
     indexed: Optional[chainlib.CertificateIndex] = field(default=None, repr=False, compare=False)
 
@@ -120,6 +122,7 @@ class Judgement:
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
     expires_soon_days: int = 30
+    rules: pathrules.Rules = field(default_factory=pathrules.Rules)
 
     @cached_property
     def index(self) -> chainlib.CertificateIndex:
@@ -131,7 +134,7 @@ class Judgement:
         """An analysis request for certificates judged this way (names, when given, replace self.names)."""
         return Request(certificates=certificates, pool=self.pool, roots=self.roots, system_roots=self.system_roots,
                        keys=keys, names=tuple(self.names if names is None else names), valid_at=self.valid_at,
-                       expires_soon_days=self.expires_soon_days, indexed=self.index)
+                       expires_soon_days=self.expires_soon_days, rules=self.rules, indexed=self.index)
 
 
 def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.CertificateIndex:
@@ -144,13 +147,13 @@ def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.Ce
 
 def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_roots: bool = True,
                    names: Sequence[str] = (), valid_at: Optional[datetime.datetime] = None,
-                   expires_soon_days: int = 30) -> Judgement:
+                   expires_soon_days: int = 30, rules: pathrules.Rules = pathrules.DEFAULT_RULES) -> Judgement:
     """Read the pool and the trust anchors once; raises InputError for unreadable files."""
     require_cryptography()
     system = system_trust_bundle() if system_roots else None
     return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
                      system_roots=load_paths([system], check=False) if system else Loaded(), names=tuple(names),
-                     valid_at=valid_at, expires_soon_days=expires_soon_days)
+                     valid_at=valid_at, expires_soon_days=expires_soon_days, rules=rules)
 
 
 def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, private_key_path: Optional[str] = None,
@@ -167,10 +170,11 @@ def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, 
 def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
                  roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
                  passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
-                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
+                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30,
+                 rules: pathrules.Rules = pathrules.DEFAULT_RULES) -> Request:
     """Read every input the modules accept into a Request; raises InputError for unreadable files."""
     certificates, keys = load_certificates(paths, content, private_key_path, passphrases)
-    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expires_soon_days)
+    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expires_soon_days, rules)
     return judgement.request(certificates, keys)
 
 
@@ -185,14 +189,15 @@ def analyze(request: Request) -> Analysis:
         return Analysis((), (), None, (*_load_findings(request, index, given_findings), problem), (), False, False,
                         False, None, (), 0, valid_at)
     leaf = _choose_leaf(index, request)
-    search = chainlib.search_paths(index, leaf)
-    path, alternatives = chainlib.best_path(search, valid_at)
+    search = chainlib.search_paths(index, leaf, max_depth=request.rules.max_chain_depth)
+    judge = pathrules.PathJudge(request.rules, valid_at)
+    path, alternatives = chainlib.best_path(search, judge.problems)
     key_matches = _key_matches(request.keys, leaf)
-    names = nameslib.match_names(request.names, leaf.info.dns_names, leaf.info.ip_addresses, leaf.info.common_names)
-    # Alternatives are the other valid paths: to an anchor, without validity or constraint problems.
-    valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not chainlib.path_problems(p, valid_at))
+    names = _match_names(request, leaf)
+    # Alternatives are the other valid paths: to an anchor, without validity, constraint or other rule problems.
+    valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not judge.problems(p))
     facts = Facts(index, leaf, path, valid if path.kind == chainlib.TRUSTED else (), search, request.keys,
-                  key_matches, names, valid_at, request.expires_soon_days)
+                  key_matches, names, valid_at, request.expires_soon_days, judge)
     checked = run_checks(facts)
     # Pool and anchor certificates are read when a search needs them: their damage is known only now.
     findings = _load_findings(request, index, given_findings) + checked
@@ -254,12 +259,17 @@ def _choose_leaf(index: chainlib.CertificateIndex, request: Request) -> chainlib
         return len(seen) - 1
 
     def preference(node: chainlib.Node) -> tuple:
-        names = nameslib.match_names(request.names, node.info.dns_names, node.info.ip_addresses,
-                                     node.info.common_names)
+        names = _match_names(request, node)
         return (_key_matches(request.keys, node) is False, sum(not m.matches for m in names), -issuers_given(node),
                 node.given[0])
 
     return min(candidates, key=preference)
+
+
+def _match_names(request: Request, node: chainlib.Node) -> tuple[nameslib.NameMatch, ...]:
+    info = node.info
+    return nameslib.match_names(request.names, info.dns_names, info.ip_addresses, info.common_names,
+                                cn_fallback=request.rules.cn_fallback)
 
 
 def _key_matches(keys: Sequence[LoadedKey], leaf: chainlib.Node) -> Optional[bool]:

@@ -18,10 +18,12 @@ from ansible_collections.mailops.tls.plugins.module_utils.chain import (
     Path,
     SearchResult,
     intermediates_below,
+    signature_checked,
 )
-from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, CertificateRef, Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import LoadedKey
 from ansible_collections.mailops.tls.plugins.module_utils.names import NameMatch
+from ansible_collections.mailops.tls.plugins.module_utils.pathrules import PathJudge, label, ref
 
 MINIMUM_RSA_BITS = 2048
 MINIMUM_EC_BITS = 256
@@ -41,15 +43,7 @@ class Facts:
     names: tuple[NameMatch, ...]
     valid_at: datetime.datetime
     expires_soon_days: int
-
-
-def ref(node: Node) -> CertificateRef:
-    return CertificateRef(node.given[0] if node.given else None, node.info.sha256, node.info.subject)
-
-
-def label(node: Node) -> str:
-    """How messages name a certificate: its subject and where it was found."""
-    return f"'{node.info.subject}' ({node.first_location})"
+    judge: PathJudge
 
 
 def check_duplicates(facts: Facts) -> Iterator[Finding]:
@@ -74,7 +68,7 @@ def check_order(facts: Facts) -> Iterator[Finding]:
 
 def check_missing_intermediate(facts: Facts) -> Iterator[Finding]:
     path = facts.path
-    if path.kind == INCOMPLETE and not path.cycle_skipped:
+    if path.kind == INCOMPLETE and not path.cycle_skipped and not path.too_deep:
         top = path.nodes[-1]
         aia = top.info.aia_ca_issuers
         hint = f"; its CA publishes it at {aia[0]}" if aia else ""
@@ -189,6 +183,12 @@ def check_names(facts: Facts) -> Iterator[Finding]:
         if not match.matches:
             yield finding("name_mismatch", f"the leaf '{facts.leaf.info.subject}' is not valid for {match.name}: "
                           f"{match.reason}; get a certificate whose subjectAltName lists {match.normalized}", leaf)
+            if match.cn_only:
+                yield finding("cn_only", f"{match.name} is only in the subject CN and the certificate has no "
+                              "subjectAltName: only legacy clients that still read the CN (OpenSSL's default host "
+                              "check, as in fetchmail, mutt and Postfix's SMTP client) accept it, current Thunderbird, "
+                              "Apple Mail, Outlook on current Windows, Python, Go and rustls do not; reissue with the "
+                              "name in subjectAltName, or set cn_fallback to judge for legacy clients", leaf)
         elif match.wildcard:
             yield finding("wildcard_used", f"{match.name} matches only the wildcard {match.matched_by}; some mail "
                           f"clients reject wildcards: add {match.normalized} to the subjectAltName", leaf)
@@ -212,11 +212,8 @@ def check_weak_crypto(facts: Facts) -> Iterator[Finding]:
         if info.key_size < minimum:
             yield finding("weak_key", f"{label(node)} has a {info.key_size}-bit {info.key_type.upper()} key; at least "
                           f"{minimum} bits are needed", ref(node))
-        # Clients never check a trust anchor's own signature, nor a self-signed root's.
-        is_anchor = position == len(nodes) - 1 and position > 0 and (
-            node.self_signed or facts.path.kind == TRUSTED)
         weak = certlib.WEAK_HASHES.get(info.signature_hash or "")
-        if weak and not is_anchor:
+        if weak and signature_checked(facts.path, position):
             yield finding("weak_signature", f"{label(node)} is signed with {weak}, which clients reject: reissue it "
                           "with SHA-256", ref(node))
 
@@ -226,14 +223,18 @@ def check_leaf_usage(facts: Facts) -> Iterator[Finding]:
     if info.server_auth is False:
         yield finding("missing_server_auth", f"the leaf '{info.subject}' has an extendedKeyUsage without "
                       "serverAuth: TLS clients refuse it; reissue it for TLS server authentication", ref(facts.leaf))
-    if info.is_ca:
+    if info.is_ca and len(facts.path.nodes) == 1:  # issued by another CA, it is ca_as_leaf (pathrules)
         yield finding("leaf_is_ca", f"the leaf '{info.subject}' is a CA certificate; some clients refuse CA "
                       "certificates as server certificates: use a server certificate", ref(facts.leaf))
 
 
+def check_path_rules(facts: Facts) -> Iterator[Finding]:
+    yield from facts.judge.findings(facts.path)
+
+
 CHECKS = (check_duplicates, check_order, check_missing_intermediate, check_root_included, check_unrelated,
           check_trust, check_cross_signed, check_validity, check_ca_constraints, check_bad_signature, check_names,
-          check_key, check_weak_crypto, check_leaf_usage)
+          check_key, check_weak_crypto, check_leaf_usage, check_path_rules)
 
 
 def run_checks(facts: Facts, checks: Sequence = CHECKS) -> tuple[Finding, ...]:

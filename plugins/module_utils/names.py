@@ -238,7 +238,8 @@ def match_name(
         return legacy
     return NameMatch(wanted, normalized, False, None, None, False, True,
                      f"the certificate has no subjectAltName and current clients ignore its subject CN "
-                     f"{legacy.matched_by}; only legacy clients reading the CN (OpenSSL's default host check) accept it")
+                     f"{legacy.matched_by}; only legacy clients reading the CN (OpenSSL's default host check) "
+                     "accept it")
 
 
 def _match_dns(

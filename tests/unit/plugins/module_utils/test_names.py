@@ -440,8 +440,8 @@ def test_name_match_is_frozen_and_serialisable():
 
 # --- IDNA 2008 without the idna package ----------------------------------------------------------------------------
 
-FALLBACK_LABELS = ["straße", "Bücher", "σίσυφος", "ΣΊΣΥΦΟΣ", "München", "ﬁnanz", "ａｂｃ", "mail", "日本語", "\u200dx",
-                   "i\u0307stanbul", "İstanbul", "ⅷ", "ǆemal", "x\u0301y"]
+FALLBACK_LABELS = ["straße", "Bücher", "σίσυφος", "ΣΊΣΥΦΟΣ", "München", "ﬁnanz", "\uff41\uff42\uff43", "mail", "日本語",
+                   "\u200dx", "i\u0307stanbul", "İstanbul", "ⅷ", "ǆemal", "x\u0301y"]
 
 
 @pytest.mark.skipif(names.idna is None, reason="needs the idna package to compare the fallback with")
