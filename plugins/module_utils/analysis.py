@@ -207,7 +207,8 @@ def analyze(request: Request) -> Analysis:
         chain=tuple(_entry(node) for node in path.served), root=_entry(path.root) if path.root else None,
         findings=findings, names=names,
         complete=path.kind != chainlib.INCOMPLETE and "missing_intermediate" not in codes,
-        ordered="wrong_order" not in codes, trusted=path.kind == chainlib.TRUSTED, key_matches=key_matches,
+        ordered="wrong_order" not in codes, trusted=path.kind == chainlib.TRUSTED and not judge.findings(path),
+        key_matches=key_matches,
         alternatives=tuple(tuple(_entry(n) for n in p.served) for p in facts.alternatives),
         signature_checks=search.signature_checks, valid_at=valid_at)
 

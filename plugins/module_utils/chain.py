@@ -493,8 +493,8 @@ class _Search:
                     continue
                 if not self.issued_by(current, candidate):
                     continue
-                if len(path) >= self.max_nodes:
-                    too_deep = True
+                if len(path) + 1 > self.max_nodes - (0 if candidate.anchor or candidate.self_signed else 1):
+                    too_deep = True  # only the anchor may follow the last intermediate allowed
                     continue
                 extended = True
                 reached_before = len(self.paths)

@@ -92,12 +92,15 @@ def check_root_included(facts: Facts) -> Iterator[Finding]:
 
 
 def check_unrelated(facts: Facts) -> Iterator[Finding]:
-    # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path).
+    # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path), and so does a
+    # cross-certificate of a CA on the path (its name and key signed by another CA, which legacy clients need).
     on_path = set(facts.path.nodes).union(*(path.nodes for path in facts.alternatives))
+    path_cas = {(node.raw.subject, node.raw.spki) for node in facts.path.nodes[1:]}
     # Above a missing intermediate, the bundle's CA certificates may well belong to the chain: say nothing.
     incomplete = facts.path.kind == INCOMPLETE
     for node in facts.index.nodes.values():
-        if node.given and node not in on_path and not (incomplete and node.info.is_ca):
+        if node.given and node not in on_path and not (incomplete and node.info.is_ca) and (
+                node.raw.subject, node.raw.spki) not in path_cas:
             yield finding("unrelated_certificate", f"{label(node)} is not part of the chain of the leaf "
                           f"'{facts.leaf.info.subject}': remove it from the bundle", ref(node))
 

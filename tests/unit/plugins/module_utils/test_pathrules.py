@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tests for path validation as clients do it: path choice under the rules, cross-certificates, damaged leaves, and
+the limits of path building (depth, number of paths, self-issued certificates, notBefore)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pki
+import pytest
+from cryptography import x509
+
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
+from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
+
+MAIL = "mail.example.test"
+DAMAGED = b"-----BEGIN CERTIFICATE-----\nMIIB!!!this is not base64!!!\n-----END CERTIFICATE-----\n"
+
+
+def loaded(items, source: str, check: bool = True) -> load.Loaded:
+    return load.load_bytes(pki.pem_bundle(*items), source, check=check) if items else load.Loaded()
+
+
+def analyze(given, pool=(), roots=(), system=(), raw=None, **options) -> analysis.Analysis:
+    certificates = load.load_bytes(raw, "bundle.pem") if raw is not None else loaded(given, "bundle.pem")
+    return analysis.analyze(analysis.Request(
+        certificates=certificates, pool=loaded(pool, "pool.pem", check=False), roots=loaded(roots, "roots.pem"),
+        system_roots=loaded(system, "system.pem", check=False), **options))
+
+
+def codes(result: analysis.Analysis) -> list[str]:
+    return sorted(f.code for f in result.findings)
+
+
+def chain_of(result: analysis.Analysis) -> list[str]:
+    return [entry.info.sha256 for entry in result.chain]
+
+
+def fingerprints(items) -> list[str]:
+    return [sha256_hex(item.der) for item in items]
+
+
+# --- path choice ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to sign with SHA-1")
+def test_a_path_through_a_sha1_signature_loses_to_a_clean_one(tmp_path):
+    """The SHA-1 cross-sign expires later and ends at the operator's anchor, so it would win on every other count."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True, not_after=pki.NOW + 100 * pki.DAY)
+    for name, value in (("inter.key", inter.key_pem()), ("b.key", root_b.key_pem()), ("b.pem", root_b.pem)):
+        (tmp_path / name).write_bytes(value)
+    subprocess.run(["openssl", "req", "-new", "-key", tmp_path / "inter.key", "-subj", "/O=mailops test/CN=Shared "
+                    "Intermediate", "-out", tmp_path / "inter.csr"], check=True, capture_output=True)
+    (tmp_path / "ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                                  "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", tmp_path / "inter.csr", "-CA", tmp_path / "b.pem", "-CAkey",
+                    tmp_path / "b.key", "-set_serial", "7", "-sha1", "-days", "300", "-extfile", tmp_path / "ext",
+                    "-out", tmp_path / "x.pem"], check=True, capture_output=True)
+    inter_x = pki.Issued(x509.load_pem_x509_certificate((tmp_path / "x.pem").read_bytes()), inter.key)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, inter_x], roots=[root_b], system=[root_a])
+    assert chain_of(result) == fingerprints([leaf, inter]) and result.root.info.sha256 == sha256_hex(root_a.der)
+    assert "weak_signature" not in codes(result) and result.trusted
+
+
+def test_a_path_through_a_constrained_ca_loses_to_an_unconstrained_one():
+    """Root A's intermediate is constrained to example.org; the operator's anchor would win otherwise."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    constraints = x509.NameConstraints(permitted_subtrees=[x509.DNSName("example.org")], excluded_subtrees=None)
+    inter = root_a.issue("Shared Intermediate", ca=True, extensions=[(constraints, True)])
+    inter_x = pki.cross_sign(inter, root_b)
+    leaf = inter.leaf("mail.other.test")
+    result = analyze([leaf, inter, inter_x], roots=[root_a], system=[root_b])
+    assert chain_of(result) == fingerprints([leaf, inter_x]) and result.trusted
+    assert "name_constraint_violation" not in codes(result)
+
+
+def test_a_constraint_violation_on_the_only_path_makes_it_untrusted():
+    root = pki.root()
+    constraints = x509.NameConstraints(permitted_subtrees=None, excluded_subtrees=[x509.DNSName("other.test")])
+    inter = root.issue("Issuing CA", ca=True, extensions=[(constraints, True)])
+    leaf = inter.leaf("mail.other.test")
+    result = analyze([leaf, inter], roots=[root])
+    assert not result.trusted and "name_constraint_violation" in codes(result)
+
+
+# --- cross-certificates and damaged leaves ---------------------------------------------------------------------------
+
+def test_a_cross_certificate_of_the_root_is_not_unrelated():
+    """Let's Encrypt's shape: ISRG Root X1 self-signed and cross-signed by the old DST Root, which is gone."""
+    old, new = pki.root("Old Root"), pki.root("New Root")
+    cross = pki.cross_sign(new, old)
+    inter = new.issue("Issuing CA", ca=True)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, cross], system=[new])
+    assert result.trusted and chain_of(result) == fingerprints([leaf, inter])
+    assert "unrelated_certificate" not in codes(result), [f.message for f in result.findings]
+
+
+def test_an_unrelated_ca_is_still_unrelated():
+    """A CA of the bundle with another key is not a cross-certificate."""
+    h = pki.hierarchy(MAIL)
+    other = pki.root("Other Root").issue("Issuing CA", ca=True)
+    result = analyze([*h.served_chain, other], roots=[h.root])
+    assert codes(result) == ["unrelated_certificate"]
+
+
+def test_a_damaged_leaf_block_does_not_make_the_intermediate_a_trusted_leaf():
+    h = pki.hierarchy(MAIL)
+    result = analyze((), raw=DAMAGED + h.intermediates[0].pem, roots=[h.root], names=(MAIL,))
+    assert not result.trusted
+    assert {"parse_error", "ca_as_leaf", "name_mismatch"} <= set(codes(result))
+
+
+# --- the limits of path building -------------------------------------------------------------------------------------
+
+def test_a_chain_deeper_than_the_limit_is_not_followed_to_its_root():
+    h = pki.hierarchy(MAIL, depth=chain.DEFAULT_MAX_CHAIN_DEPTH + 1)
+    result = analyze(h.served_chain, roots=[h.root])
+    assert not result.trusted and "chain_too_deep" in codes(result) and "missing_intermediate" not in codes(result)
+    assert len(result.chain) == chain.DEFAULT_MAX_CHAIN_DEPTH + 1  # the leaf and the intermediates allowed
+    at_limit = pki.hierarchy(MAIL, depth=chain.DEFAULT_MAX_CHAIN_DEPTH)
+    assert analyze(at_limit.served_chain, roots=[at_limit.root]).trusted
+
+
+def test_max_chain_depth_can_be_raised():
+    h = pki.hierarchy(MAIL, depth=chain.DEFAULT_MAX_CHAIN_DEPTH + 1)
+    result = analyze(h.served_chain, roots=[h.root], rules=pathrules.Rules(max_chain_depth=9))
+    assert result.trusted and codes(result) == []
+
+
+def test_a_cross_sign_mesh_yields_at_most_max_paths():
+    """Three levels of CAs, each cross-signed by four CAs of the level above: 4 * 4 * 4 = 64 paths to the roots."""
+    roots = [pki.root(f"Root {n}") for n in range(4)]
+    level = roots
+    mesh = []
+    for depth in range(3):
+        keys = [pki.new_key() for _n in range(4)]
+        level = [[parent.issue(subject=pki.name(f"CA {depth}.{n}"), ca=True, key=keys[n]) for parent in level]
+                 for n in range(4)]
+        mesh += [cert for versions in level for cert in versions]
+        level = [versions[0] for versions in level]
+    leaf = level[0].leaf(MAIL)
+    index = chain.CertificateIndex()
+    node = index.add(load.LoadedCertificate(leaf.der, "leaf.pem", 1), chain.GIVEN)
+    for number, cert in enumerate(mesh, 1):
+        index.add(load.LoadedCertificate(cert.der, "mesh.pem", number), chain.POOL)
+    for number, cert in enumerate(roots, 1):
+        index.add(load.LoadedCertificate(cert.der, "roots.pem", number), chain.SUPPLIED_ANCHOR)
+    found = chain.search_paths(index, node, max_signature_checks=10_000)
+    assert len(found.paths) == chain.MAX_PATHS
+    assert all(path.kind == chain.TRUSTED for path in found.paths)
+
+
+def test_a_self_issued_rollover_certificate_does_not_count_toward_path_length():
+    """RFC 5280 6.1.4 (l): the old root (pathLen 0) signed its new key under the same name; the CA then issued the
+    leaf with the new key. No intermediate that counts stands below the old root."""
+    old = pki.root("Rollover CA", path_length=0)
+    rollover = old.issue(subject=old.subject, ca=True)
+    leaf = rollover.leaf(MAIL)
+    result = analyze([leaf, rollover], roots=[old])
+    assert result.trusted and chain_of(result) == fingerprints([leaf, rollover])
+    assert "path_length_exceeded" not in codes(result)
+
+
+def test_a_not_yet_valid_cross_sign_loses_to_a_valid_path():
+    """The cross-sign by the operator's root is valid longer, so without notBefore it would win."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True)
+    inter_x = pki.cross_sign(inter, root_b, not_before=pki.NOW + 10 * pki.DAY, not_after=pki.NOW + 900 * pki.DAY)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, inter_x], roots=[root_b], system=[root_a])
+    assert chain_of(result) == fingerprints([leaf, inter]) and result.root.info.sha256 == sha256_hex(root_a.der)
+    assert "not_yet_valid" not in codes(result) and result.alternatives == ()
