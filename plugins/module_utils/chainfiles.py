@@ -229,7 +229,8 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     deployed = analyze(Request(
         certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write"),
         pool=root, roots=request.roots, system_roots=request.system_roots, keys=request.keys,
-        names=request.names, valid_at=analysis.valid_at, expires_soon_days=request.expires_soon_days))
+        names=request.names, valid_at=analysis.valid_at, expires_soon_days=request.expires_soon_days,
+        rules=request.rules))
     parse_errors = tuple(f for f in analysis.findings if f.code == "parse_error")
     return parse_errors + deployed.findings
 

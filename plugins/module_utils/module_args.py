@@ -14,8 +14,10 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_certificates,
     load_judgement,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.chain import DEFAULT_MAX_CHAIN_DEPTH
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
+from ansible_collections.mailops.tls.plugins.module_utils.pathrules import Rules
 
 JUDGING_SPEC = {
     "pool": {"type": "list", "elements": "path", "default": []},
@@ -24,6 +26,8 @@ JUDGING_SPEC = {
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
     "expires_soon_days": {"type": "int", "default": 30},
+    "cn_fallback": {"type": "bool", "default": False},
+    "max_chain_depth": {"type": "int", "default": DEFAULT_MAX_CHAIN_DEPTH},
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
@@ -55,13 +59,17 @@ def _judging_args(params: dict) -> dict:
     """The judging options, checked, as keyword arguments of analysis.load_judgement."""
     if params["expires_soon_days"] < 0:
         raise InputError("expires_soon_days must be 0 or more")
+    if params["max_chain_depth"] < 0:
+        raise InputError("max_chain_depth must be 0 or more (the number of intermediates allowed between the leaf "
+                         f"and the root; default {DEFAULT_MAX_CHAIN_DEPTH})")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
             "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at")),
-            "expires_soon_days": params["expires_soon_days"]}
+            "expires_soon_days": params["expires_soon_days"],
+            "rules": Rules(cn_fallback=params["cn_fallback"], max_chain_depth=params["max_chain_depth"])}
 
 
 def judgement_from_params(params: dict) -> Judgement:
