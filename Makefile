@@ -19,10 +19,10 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean ansible-lint molecule
+	collection-link clean ansible-lint molecule differential
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench clean"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench differential clean"
 	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
 
 venv:
@@ -95,6 +95,14 @@ bench-venv:
 bench: venv bench-venv collection-link
 	@$(STEP) "bench: tests/bench/bench.py (4-10 minutes)" env VENV=$(VENV) \
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
+
+# Path validation against cryptography's verifier and openssl verify on thousands of random certificate graphs,
+# with agreement counts per rule (make test runs a fixed seed of 300 in unit and unit-oldest). GRAPHS= and SEED= vary it.
+GRAPHS ?= 3000
+SEED ?= 13
+differential: venv collection-link
+	@$(STEP) "differential: $(GRAPHS) random certificate graphs, seed $(SEED) (tests/differential.py)" env \
+		PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(VENV)/bin/python tests/differential.py --graphs $(GRAPHS) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache

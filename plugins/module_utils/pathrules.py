@@ -99,9 +99,10 @@ class PathJudge:
         return self.budget >= 0
 
 
-def _is_anchor(path: Path, position: int) -> bool:
-    """The path's top certificate, a trust anchor or a self-signed root: its own fields are the operator's choice."""
-    return position == len(path.nodes) - 1 and position > 0 and path.kind != INCOMPLETE
+def _role(path: Path, position: int) -> str:
+    if position == 0:
+        return "leaf"
+    return "root" if position == len(path.nodes) - 1 and path.kind != INCOMPLETE else "intermediate"
 
 
 def _extensions(node: Node):
@@ -113,20 +114,22 @@ def _extension(node: Node, oid):
     return next((extension for extension in _extensions(node) if extension.oid == oid), None)
 
 
+# The rules below apply to the trust anchor too: cryptography's verifier and `openssl verify -x509_strict` check the
+# anchor's version, critical extensions, basicConstraints and extendedKeyUsage like any other certificate's.
+
 def rule_version(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, node in enumerate(path.nodes):
-        if node.cert.version != x509.Version.v3 and not _is_anchor(path, position):
-            role = "leaf" if position == 0 else "CA"
-            yield finding("certificate_version", f"{label(node)} is an X.509 version 1 certificate used as a {role}: "
-                          "clients require version 3 (with extensions) for every certificate but the root; get a "
-                          "current certificate from the CA", ref(node))
+        if node.cert.version != x509.Version.v3:
+            yield finding("certificate_version", f"{label(node)} is an X.509 version 1 certificate used as the "
+                          f"{_role(path, position)}: strict clients require version 3 (with extensions) for every "
+                          "certificate, even a root; get a current certificate from the CA", ref(node))
 
 
 def rule_critical_extensions(judge: PathJudge, path: Path) -> Iterator[Finding]:
-    for position, node in enumerate(path.nodes):
+    for node in path.nodes:
         unknown = sorted(extension.oid.dotted_string for extension in _extensions(node)
                          if extension.critical and extension.oid.dotted_string not in UNDERSTOOD_EXTENSIONS)
-        if unknown and not _is_anchor(path, position):
+        if unknown:
             yield finding("unknown_critical_extension", f"{label(node)} has critical extension(s) {', '.join(unknown)} "
                           "that clients do not understand, so they must reject it: reissue it without them or with "
                           "them marked non-critical", ref(node))
@@ -135,10 +138,10 @@ def rule_critical_extensions(judge: PathJudge, path: Path) -> Iterator[Finding]:
 def rule_basic_constraints_critical(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, node in enumerate(path.nodes[1:], 1):
         extension = _extension(node, ExtensionOID.BASIC_CONSTRAINTS)
-        if extension is not None and extension.value.ca and not extension.critical and not _is_anchor(path, position):
-            yield finding("basic_constraints_not_critical", f"{label(node)} is a CA whose basicConstraints extension "
-                          "is not marked critical, which RFC 5280 requires and strict clients enforce: get a corrected "
-                          "CA certificate", ref(node))
+        if extension is not None and extension.value.ca and not extension.critical:
+            yield finding("basic_constraints_not_critical", f"{label(node)} is a CA ({_role(path, position)}) whose "
+                          "basicConstraints extension is not marked critical, which RFC 5280 requires and strict "
+                          "clients enforce: get a corrected CA certificate", ref(node))
 
 
 def rule_san_criticality(judge: PathJudge, path: Path) -> Iterator[Finding]:
@@ -166,10 +169,10 @@ def rule_ca_as_leaf(judge: PathJudge, path: Path) -> Iterator[Finding]:
 
 def rule_issuer_server_auth(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, node in enumerate(path.nodes[1:], 1):
-        if node.info.server_auth is False and not _is_anchor(path, position):
-            yield finding("issuer_missing_server_auth", f"{label(node)} is an intermediate whose extendedKeyUsage "
-                          "excludes serverAuth: clients refuse server certificates below it; use the CA's intermediate "
-                          "for TLS servers", ref(node))
+        if node.info.server_auth is False:
+            yield finding("issuer_missing_server_auth", f"{label(node)} is a CA ({_role(path, position)}) whose "
+                          "extendedKeyUsage excludes serverAuth: clients refuse server certificates below it; use the "
+                          "CA's intermediate for TLS servers", ref(node))
 
 
 def rule_chain_depth(judge: PathJudge, path: Path) -> Iterator[Finding]:
