@@ -221,6 +221,7 @@ class Verdicts:
     library: bool
     library_legacy: bool  # with cn_fallback, as OpenSSL matches names
     library_codes: tuple
+    library_legacy_codes: tuple
     cryptography: Optional[bool]
     cryptography_reason: str
     openssl: Optional[bool]
@@ -277,10 +278,10 @@ def openssl_verdict(graph: Graph, workdir: Path) -> tuple[Optional[bool], str]:
 
 def judge(graph: Graph, workdir: Path) -> Verdicts:
     strict, codes = library_verdict(graph, cn_fallback=False)
-    legacy = library_verdict(graph, cn_fallback=True)[0] if "san:cn_only" in graph.tags else strict
+    legacy, legacy_codes = library_verdict(graph, cn_fallback=True) if "san:cn_only" in graph.tags else (strict, codes)
     crypto, crypto_reason = cryptography_verdict(graph)
     ossl, ossl_reason = openssl_verdict(graph, workdir)
-    return Verdicts(strict, legacy, codes, crypto, crypto_reason, ossl, ossl_reason)
+    return Verdicts(strict, legacy, codes, legacy_codes, crypto, crypto_reason, ossl, ossl_reason)
 
 
 # --- documented differences (docs/validation.md) ----------------------------------------------------------------------
@@ -304,21 +305,26 @@ DIFFERENCES: dict = {
     "cryptography": (
         ("cryptography's Web PKI profile forbids Ed25519 keys and signatures; the library accepts them, as OpenSSL "
          "does",
-         lambda graph, verdicts, mine: mine and "key:ed25519" in graph.tags
-         and "Forbidden" in verdicts.cryptography_reason),
+         lambda graph, verdicts, mine: mine and "key:ed25519" in graph.tags and (
+             "Forbidden" in verdicts.cryptography_reason or "with no interior errors" in verdicts.cryptography_reason)),
         ("cryptography refuses every critical nameConstraints holding a directoryName subtree; the library applies "
          "directoryName constraints (RFC 5280), as OpenSSL does",
          lambda graph, verdicts, mine: mine and "unsupported directoryName constraint" in verdicts.cryptography_reason),
+        ("cryptography ignores the directoryName subtrees of a non-critical nameConstraints; the library applies them, "
+         "as OpenSSL does",
+         lambda graph, verdicts, mine: not mine and verdicts.library_codes == ("name_constraint_violation",)
+         and "name_constraints:directory" in graph.tags and verdicts.openssl is not True),
     ),
     "openssl": (
         ("OpenSSL accepts a CA certificate as the leaf and a critical subjectAltName beside a subject; the library "
          "refuses both, as cryptography does",
          lambda graph, verdicts, mine: not mine and verdicts.openssl
-         and set(verdicts.library_codes) <= STRICTER_THAN_OPENSSL),
-        ("OpenSSL takes the first issuer among the untrusted certificates and does not try a cross-signed alternative "
-         "when that path fails; the library and cryptography search every path",
+         and set(verdicts.library_legacy_codes) <= STRICTER_THAN_OPENSSL),
+        ("OpenSSL builds one path, taking the first issuer it finds, and does not try the cross-signed alternative "
+         "when that path fails (missing root, expiry, pathLen, a constraint); the library and cryptography try every "
+         "path",
          lambda graph, verdicts, mine: mine and any(tag.startswith("cross_sign") for tag in graph.tags)
-         and " error 20 at " in verdicts.openssl_reason),
+         and difference(graph, verdicts, "cryptography") != "UNEXPLAINED"),
     ),
 }
 

@@ -3,12 +3,16 @@
 the limits of path building (depth, number of paths, self-issued certificates, notBefore)."""
 from __future__ import annotations
 
+import collections
+import ipaddress
+import random
 import shutil
 import subprocess
 
 import pki
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
@@ -172,3 +176,53 @@ def test_a_not_yet_valid_cross_sign_loses_to_a_valid_path():
     result = analyze([leaf, inter, inter_x], roots=[root_b], system=[root_a])
     assert chain_of(result) == fingerprints([leaf, inter]) and result.root.info.sha256 == sha256_hex(root_a.der)
     assert "not_yet_valid" not in codes(result) and result.alternatives == ()
+
+
+# --- robustness: mutated extensions ----------------------------------------------------------------------------------
+
+def test_mutated_extensions_give_findings_never_tracebacks():
+    """Extension values of a CA (in the pool, the roots and the bundle) and of the leaf, changed byte by byte and signed
+    again so the signature still verifies: describe and the path search (with every rule) must turn whatever
+    cryptography raises (ValueError, TypeError, KeyError, DuplicateExtension... on the newest and the oldest version)
+    into parse_error findings. 300 cases from a fixed seed."""
+    rng = random.Random(20261203)
+    top = pki.root()
+    template = top.issue("Template CA", ca=True, dns_names=["ca.example.test"], ip_addresses=["192.0.2.1"],
+                         aia_ca_issuers="http://ca.example.test/ca.crt", extensions=[(x509.NameConstraints(
+                             [x509.DNSName("example.test"), x509.IPAddress(ipaddress.ip_network("192.0.2.0/24")),
+                              x509.RFC822Name("example.test"), x509.DirectoryName(pki.name("x"))],
+                             [x509.DNSName("bad.example.test")]), True)])
+    values = [(extension.oid, extension.value.public_bytes()) for extension in template.cert.extensions]
+    outcomes = collections.Counter()
+    for case in range(300):
+        oid, value = rng.choice(values)
+        data = bytearray(value)
+        for _change in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data) + 1)
+            kind = rng.randrange(3) if at < len(data) else 2
+            if kind == 0:
+                data[at] = rng.randrange(256)
+            elif kind == 1:
+                del data[at:at + rng.randint(1, 4)]
+            else:
+                data[at:at] = rng.randbytes(rng.randint(1, 4))
+        spoiled = [(oid, bytes(data))]
+        key = pki.new_key()
+        ca = pki.Issued(pki.build_cert(subject=pki.name("Fuzzed CA"), public_key=key.public_key(), issuer=top, ca=True,
+                                       basic_constraints=oid != ExtensionOID.BASIC_CONSTRAINTS, key_ids=False,
+                                       key_usage=None, raw_extensions=spoiled), key)
+        leaf_extensions = spoiled if case % 3 == 0 else ()
+        leaf = pki.Issued(pki.build_cert(subject=pki.name(MAIL), public_key=pki.new_key().public_key(), issuer=ca,
+                                         ca=False, dns_names=[MAIL] if oid != ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+                                         else (), key_ids=False, raw_extensions=leaf_extensions,
+                                         key_usage=None if oid == ExtensionOID.KEY_USAGE else "default",
+                                         basic_constraints=oid != ExtensionOID.BASIC_CONSTRAINTS,
+                                         server_auth=None if oid == ExtensionOID.EXTENDED_KEY_USAGE else True), None)
+        where = ("pool", "roots", "bundle")[case % 3]
+        try:
+            result = analyze([leaf, *([ca] if where == "bundle" else [])], pool=[ca] if where == "pool" else [],
+                             roots=[top, *([ca] if where == "roots" else [])], names=(MAIL,))
+        except Exception as exc:  # pylint: disable=broad-exception-caught # anything but findings fails
+            pytest.fail(f"{exc!r} for the CA\n{ca.pem.decode()}\nand the leaf\n{leaf.pem.decode()}")
+        outcomes["parse_error" if "parse_error" in codes(result) else "trusted" if result.trusted else "other"] += 1
+    assert outcomes["parse_error"] > 150 and outcomes["trusted"] + outcomes["other"] > 10, outcomes
