@@ -44,6 +44,14 @@ def fingerprints(items) -> list[str]:
     return [sha256_hex(item.der) for item in items]
 
 
+def test_by_default_names_are_judged_as_current_clients_do():
+    """Without options, a CN-only certificate matches no name and a chain of 8 intermediates is followed."""
+    h = pki.hierarchy(depth=chain.DEFAULT_MAX_CHAIN_DEPTH)
+    legacy = h.intermediates[-1].leaf(common_name=MAIL)
+    result = analyze([legacy, *h.served_chain[1:]], roots=[h.root], names=(MAIL,))
+    assert codes(result) == ["cn_only", "name_mismatch"] and result.trusted
+
+
 # --- path choice ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to sign with SHA-1")
