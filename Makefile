@@ -19,10 +19,10 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean ansible-lint molecule differential
+	collection-link clean ansible-lint molecule differential mutation
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench differential clean"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench differential mutation clean"
 	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
 
 venv:
@@ -103,6 +103,13 @@ SEED ?= 13
 differential: venv collection-link
 	@$(STEP) "differential: $(GRAPHS) random certificate graphs, seed $(SEED) (tests/differential.py)" env \
 		PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(VENV)/bin/python tests/differential.py --graphs $(GRAPHS) --seed $(SEED)
+
+# Mutation testing of chain, pathrules, checks and names: every surviving mutant is killed by a test or listed with
+# its reason in docs/validation.md. EVERY=n samples every n-th mutant; about 10 s per mutant and job.
+EVERY ?= 1
+mutation: venv
+	@$(STEP) "mutation: tests/tools/mutation.py (every $(EVERY). mutant)" \
+		$(VENV)/bin/python tests/tools/mutation.py --every $(EVERY)
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache
