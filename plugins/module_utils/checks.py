@@ -93,14 +93,17 @@ def check_root_included(facts: Facts) -> Iterator[Finding]:
 
 def check_unrelated(facts: Facts) -> Iterator[Finding]:
     # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path), and so does a
-    # cross-certificate of a CA on the path (its name and key signed by another CA, which legacy clients need).
+    # cross-certificate of the path's root (its name and key signed by an older CA, which legacy clients need;
+    # clients that trust the root find it first). A twin of a served intermediate is surplus: a client that takes it
+    # first may never find the root.
     on_path = set(facts.path.nodes).union(*(path.nodes for path in facts.alternatives))
-    path_cas = {(node.raw.subject, node.raw.spki) for node in facts.path.nodes[1:]}
+    root = facts.path.root
+    root_twin = (root.raw.subject, root.raw.spki) if root is not None and len(facts.path.nodes) > 1 else None
     # Above a missing intermediate, the bundle's CA certificates may well belong to the chain: say nothing.
     incomplete = facts.path.kind == INCOMPLETE
     for node in facts.index.nodes.values():
         if node.given and node not in on_path and not (incomplete and node.info.is_ca) and (
-                node.raw.subject, node.raw.spki) not in path_cas:
+                node.raw.subject, node.raw.spki) != root_twin:
             yield finding("unrelated_certificate", f"{label(node)} is not part of the chain of the leaf "
                           f"'{facts.leaf.info.subject}': remove it from the bundle", ref(node))
 

@@ -109,6 +109,18 @@ def test_a_cross_certificate_of_the_root_is_not_unrelated():
     assert "unrelated_certificate" not in codes(result), [f.message for f in result.findings]
 
 
+def test_a_twin_of_a_served_intermediate_is_surplus():
+    """The intermediate's other certificate leads to a root that is not trusted: a client that takes it first (as
+    OpenSSL does) never finds the trusted root, so it must go."""
+    old, new = pki.root("Old Root"), pki.root("New Root")
+    inter = new.issue("Issuing CA", ca=True)
+    twin = pki.cross_sign(inter, old)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, twin, inter], system=[new])
+    assert result.trusted and chain_of(result) == fingerprints([leaf, inter])
+    assert "unrelated_certificate" in codes(result)
+
+
 def test_an_unrelated_ca_is_still_unrelated():
     """A CA of the bundle with another key is not a cross-certificate."""
     h = pki.hierarchy(MAIL)
