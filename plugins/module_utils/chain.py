@@ -55,6 +55,7 @@ class Node:
         self._self_signed: Optional[bool] = None
         self.has_signed = False  # its key verified a child's signature: tried first among same-name candidates
         self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
+        self.rule_facts = None  # what pathrules reads of it, read once
 
     @property
     def cert(self):

@@ -105,13 +105,42 @@ def _role(path: Path, position: int) -> str:
     return "root" if position == len(path.nodes) - 1 and path.kind != INCOMPLETE else "intermediate"
 
 
-def _extensions(node: Node):
-    """The certificate's extensions; describe() has parsed them, so this cannot raise."""
-    return node.cert.extensions
+@dataclass(frozen=True)
+class _RuleFacts:
+    """What the rules read of one certificate, read once: cryptography builds new objects at every access."""
+
+    version_1: bool
+    unknown_critical: tuple[str, ...]
+    basic_constraints_not_critical: bool  # of a CA
+    san_critical: Optional[bool]  # None without subjectAltName
+    subject_empty: bool
+    name_constraints: object  # x509.NameConstraints or None
+    names: tuple[tuple[str, object], ...]  # (kind, value) of every name constraints apply to, the CN aside
 
 
-def _extension(node: Node, oid):
-    return next((extension for extension in _extensions(node) if extension.oid == oid), None)
+def _facts(node: Node) -> _RuleFacts:
+    """node's facts, kept on the node (a pool certificate is read once for every analysis on its index)."""
+    owner = node.twin or node
+    if owner.rule_facts is None:
+        owner.rule_facts = _read_facts(owner.cert)
+    return owner.rule_facts
+
+
+def _read_facts(cert) -> _RuleFacts:
+    """describe() has parsed the extensions already, so reading them cannot raise here."""
+    by_oid = {extension.oid: extension for extension in cert.extensions}
+    constraints = by_oid.get(ExtensionOID.BASIC_CONSTRAINTS)
+    san = by_oid.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    name_constraints = by_oid.get(ExtensionOID.NAME_CONSTRAINTS)
+    subject = cert.subject
+    return _RuleFacts(
+        version_1=cert.version != x509.Version.v3,
+        unknown_critical=tuple(sorted(oid.dotted_string for oid, extension in by_oid.items()
+                                      if extension.critical and oid.dotted_string not in UNDERSTOOD_EXTENSIONS)),
+        basic_constraints_not_critical=bool(constraints and constraints.value.ca and not constraints.critical),
+        san_critical=None if san is None else san.critical, subject_empty=len(subject) == 0,
+        name_constraints=name_constraints.value if name_constraints else None,
+        names=_constrained_names(san.value if san else (), subject))
 
 
 # The rules below apply to the trust anchor too: cryptography's verifier and `openssl verify -x509_strict` check the
@@ -119,7 +148,7 @@ def _extension(node: Node, oid):
 
 def rule_version(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, node in enumerate(path.nodes):
-        if node.cert.version != x509.Version.v3:
+        if _facts(node).version_1:
             yield finding("certificate_version", f"{label(node)} is an X.509 version 1 certificate used as the "
                           f"{_role(path, position)}: strict clients require version 3 (with extensions) for every "
                           "certificate, even a root; get a current certificate from the CA", ref(node))
@@ -127,8 +156,7 @@ def rule_version(judge: PathJudge, path: Path) -> Iterator[Finding]:
 
 def rule_critical_extensions(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for node in path.nodes:
-        unknown = sorted(extension.oid.dotted_string for extension in _extensions(node)
-                         if extension.critical and extension.oid.dotted_string not in UNDERSTOOD_EXTENSIONS)
+        unknown = _facts(node).unknown_critical
         if unknown:
             yield finding("unknown_critical_extension", f"{label(node)} has critical extension(s) {', '.join(unknown)} "
                           "that clients do not understand, so they must reject it: reissue it without them or with "
@@ -137,8 +165,7 @@ def rule_critical_extensions(judge: PathJudge, path: Path) -> Iterator[Finding]:
 
 def rule_basic_constraints_critical(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, node in enumerate(path.nodes[1:], 1):
-        extension = _extension(node, ExtensionOID.BASIC_CONSTRAINTS)
-        if extension is not None and extension.value.ca and not extension.critical:
+        if _facts(node).basic_constraints_not_critical:
             yield finding("basic_constraints_not_critical", f"{label(node)} is a CA ({_role(path, position)}) whose "
                           "basicConstraints extension is not marked critical, which RFC 5280 requires and strict "
                           "clients enforce: get a corrected CA certificate", ref(node))
@@ -146,14 +173,14 @@ def rule_basic_constraints_critical(judge: PathJudge, path: Path) -> Iterator[Fi
 
 def rule_san_criticality(judge: PathJudge, path: Path) -> Iterator[Finding]:
     leaf = path.nodes[0]
-    extension = _extension(leaf, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-    if extension is None:
+    facts = _facts(leaf)
+    if facts.san_critical is None:
         return
-    empty = len(leaf.cert.subject) == 0
-    if empty and not extension.critical:
+    empty = facts.subject_empty
+    if empty and not facts.san_critical:
         yield finding("san_criticality", f"the leaf {label(leaf)} has an empty subject and a non-critical "
                       "subjectAltName, which must then be critical (RFC 5280 4.2.1.6): reissue it", ref(leaf))
-    elif not empty and extension.critical:
+    elif not empty and facts.san_critical:
         yield finding("san_criticality", f"the leaf {label(leaf)} has a subject and a critical subjectAltName, which "
                       "must then be non-critical (CA/Browser Forum Baseline Requirements 7.1.2.7.12): reissue it",
                       ref(leaf))
@@ -186,14 +213,17 @@ def rule_chain_depth(judge: PathJudge, path: Path) -> Iterator[Finding]:
 
 def rule_name_constraints(judge: PathJudge, path: Path) -> Iterator[Finding]:
     for position, ca in enumerate(path.nodes[1:], 1):
-        extension = _extension(ca, ExtensionOID.NAME_CONSTRAINTS)
-        if extension is None:
+        constraints = _facts(ca).name_constraints
+        if constraints is None:
             continue
         for node in path.nodes[:position]:
             if node is not path.nodes[0] and node.raw.self_issued:
                 continue  # RFC 5280 6.1.4 (g): self-issued intermediates are exempt
-            names = _constrained_names(node, node is path.nodes[0] and judge.rules.cn_fallback)
-            broken = _violation(judge, extension.value, names)
+            names = _facts(node).names
+            if node is path.nodes[0] and judge.rules.cn_fallback and not any(kind in ("dns", "ip")
+                                                                             for kind, _value in names):
+                names += tuple(("dns", value) for value in node.info.common_names if "." in value and " " not in value)
+            broken = _violation(judge, constraints, names)
             if broken == _OVER_BUDGET:
                 yield finding("name_constraints_too_complex", f"checking the name constraints of {label(ca)} took "
                               f"more than {NAME_CONSTRAINT_BUDGET} comparisons: such constraints are refused as an "
@@ -208,12 +238,10 @@ def rule_name_constraints(judge: PathJudge, path: Path) -> Iterator[Finding]:
 _OVER_BUDGET = "over budget"
 
 
-def _constrained_names(node: Node, with_common_name: bool) -> list[tuple[str, object]]:
-    """(kind, value) of every name constraints apply to: subjectAltName entries, the subject as a directoryName, and
-    the CN of a certificate without subjectAltName when CN matching is on."""
+def _constrained_names(entries, subject) -> tuple[tuple[str, object], ...]:
+    """(kind, value) of every name constraints apply to: subjectAltName entries and the subject as a directoryName
+    (the CN of a certificate without subjectAltName is added where CN matching is on)."""
     names: list[tuple[str, object]] = []
-    extension = _extension(node, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-    entries = list(extension.value) if extension is not None else []
     for entry in entries:
         if isinstance(entry, x509.DNSName):
             names.append(("dns", entry.value))
@@ -223,12 +251,9 @@ def _constrained_names(node: Node, with_common_name: bool) -> list[tuple[str, ob
             names.append(("email", entry.value))
         elif isinstance(entry, x509.DirectoryName):
             names.append(("directory", entry.value))
-    subject = node.cert.subject
     if len(subject):
         names.append(("directory", subject))
-    if with_common_name and not any(kind in ("dns", "ip") for kind, _value in names):
-        names.extend(("dns", value) for value in node.info.common_names if "." in value and " " not in value)
-    return names
+    return tuple(names)
 
 
 def _constraint(subtree) -> Optional[tuple[str, object]]:
