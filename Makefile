@@ -42,10 +42,12 @@ changelog-lint: venv
 		 $(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml && echo "changelog ok"'
 
 unit: venv
+	@bash tests/tools/need_packages.sh openssl=openssl
 	@$(STEP) "unit: pytest tests/unit (newest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV)/bin/python tests/unit
 
 unit-oldest: venv-oldest
+	@bash tests/tools/need_packages.sh openssl=openssl
 	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
 
