@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
@@ -255,6 +256,22 @@ def version_1(issued: Issued, signer: Issued) -> Issued:
         assert body.startswith(version)
         return _tlv(0x30, body[len(version):])
     return resigned(issued, signer, edit)
+
+
+def mangled(data: bytes, rng: random.Random, most: int = 16) -> bytes:
+    """data with 1 to 3 random changes, for fuzzing parsers: a byte replaced, up to most bytes cut, or up to most random
+    bytes inserted (anywhere, the end included)."""
+    changed = bytearray(data)
+    for _change in range(rng.randint(1, 3)):
+        at = rng.randrange(len(changed) + 1)
+        kind = rng.randrange(3) if at < len(changed) else 2
+        if kind == 0:
+            changed[at] = rng.randrange(256)
+        elif kind == 1:
+            del changed[at:at + rng.randint(1, most)]
+        else:
+            changed[at:at] = rng.randbytes(rng.randint(1, most))
+    return bytes(changed)
 
 
 def pem_bundle(*issued: Issued) -> bytes:

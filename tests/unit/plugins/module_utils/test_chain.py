@@ -647,19 +647,6 @@ def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
     analysed, and damage becomes parse_error findings. The PKI is new in each run, so a failure shows its input."""
     rng = random.Random(20261130)
 
-    def mutated(der: bytes) -> bytes:
-        data = bytearray(der)
-        for _change in range(rng.randint(1, 3)):
-            at = rng.randrange(len(data))
-            kind = rng.randrange(3)
-            if kind == 0:
-                data[at] = rng.randrange(256)
-            elif kind == 1:
-                del data[at:at + rng.randint(1, 16)]
-            else:
-                data[at:at] = rng.randbytes(rng.randint(1, 8))
-        return bytes(data)
-
     def pem(ders) -> bytes:
         return b"".join(b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
                         for der in ders)
@@ -667,8 +654,8 @@ def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
     bundle = [item.der for item in deep.served_chain]
     damaged = 0
     for _case in range(300):
-        given = pem(mutated(der) if rng.random() < 0.5 else der for der in bundle)
-        pool = pem([mutated(deep.intermediates[0].der), *bundle[1:]])
+        given = pem(pki.mangled(der, rng) if rng.random() < 0.5 else der for der in bundle)
+        pool = pem([pki.mangled(deep.intermediates[0].der, rng), *bundle[1:]])
         try:
             result = analysis.analyze(analysis.Request(
                 certificates=load.load_bytes(given, "bundle.pem"), pool=load.load_bytes(pool, "pool.pem", check=False),
