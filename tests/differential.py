@@ -374,7 +374,7 @@ def describe(oracle: str, graph: Graph, verdicts: Verdicts) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--graphs", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)

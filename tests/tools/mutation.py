@@ -93,9 +93,10 @@ class _Mutator(ast.NodeTransformer):
         return node
 
     def visit_Constant(self, node):
-        if isinstance(node.value, bool) and self._site(node, f"{node.value} -> {not node.value}"):
-            return ast.copy_location(ast.Constant(not node.value), node)
-        if type(node.value) is int and self._site(node, f"{node.value} -> {node.value + 1}"):
+        if isinstance(node.value, bool):
+            if self._site(node, f"{node.value} -> {not node.value}"):
+                return ast.copy_location(ast.Constant(not node.value), node)
+        elif isinstance(node.value, int) and self._site(node, f"{node.value} -> {node.value + 1}"):
             return ast.copy_location(ast.Constant(node.value + 1), node)
         return node
 
@@ -136,7 +137,7 @@ def killed(mutant: Mutant, workdir: Path, timeout: int) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--module", action="append", choices=sorted(TARGETS))
     parser.add_argument("--every", type=int, default=1, help="only every n-th mutant of each module (a sample)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
