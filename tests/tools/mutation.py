@@ -158,13 +158,12 @@ def main(argv=None) -> int:
             for copy in copies:
                 (copy / UTILS / f"{module}.py").write_text(original, encoding="utf-8")
             lines = original.splitlines()
+            print(f"{module}: {len(todo)} mutants, {sum(not r for r in results)} survived", flush=True)
             for mutant, was_killed in zip(todo, results):
                 if not was_killed:
                     survivors.append(f"{module}.py:{mutant.line}: {mutant.change}: {lines[mutant.line - 1].strip()}")
-            print(f"{module}: {len(todo)} mutants, {sum(not r for r in results)} survived", flush=True)
+                    print("SURVIVED", survivors[-1], flush=True)
     print(f"{total} mutants, {len(survivors)} survived, {time.monotonic() - started:.0f} s")
-    for line in survivors:
-        print("SURVIVED", line)
     return 0
 
 
