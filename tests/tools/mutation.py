@@ -32,7 +32,7 @@ TESTS = "tests/unit/plugins/module_utils"
 TARGETS = {
     "chain": ["test_chain.py", "test_pathrules.py"],
     "pathrules": ["test_pathrules.py", "test_checks.py"],
-    "checks": ["test_checks.py"],
+    "checks": ["test_checks.py", "test_pathrules.py"],
     "names": ["test_names.py"],
 }
 DESELECT = ["-k", "not mutated_extensions and not randomly_damaged"]

@@ -547,7 +547,8 @@ def near_unknown_critical_extension(_tmp_path):
 def basic_constraints_not_critical(_tmp_path):
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True, basic_constraints_critical=False)
-    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "critical"))
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "(intermediate)",
+                                                                            "critical"))
 
 
 def near_basic_constraints_not_critical(_tmp_path):

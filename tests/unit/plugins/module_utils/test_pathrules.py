@@ -52,6 +52,88 @@ def test_by_default_names_are_judged_as_current_clients_do():
     assert codes(result) == ["cn_only", "name_mismatch"] and result.trusted
 
 
+# --- name constraints -------------------------------------------------------------------------------------------------
+
+def constrained_ca(top, *subtrees, excluded=(), **options):
+    constraints = x509.NameConstraints(permitted_subtrees=list(subtrees) or None,
+                                       excluded_subtrees=list(excluded) or None)
+    return top.issue("Constrained CA", ca=True, extensions=[(constraints, True)], **options)
+
+
+def with_names(issuer, *names, common_name=MAIL):
+    """A leaf whose subjectAltName holds exactly names (any kinds)."""
+    return issuer.issue(common_name, extensions=[(x509.SubjectAlternativeName(list(names)), False)])
+
+
+def test_a_cas_own_names_are_not_judged_by_its_own_constraints():
+    top = pki.root()
+    ca = constrained_ca(top, x509.DNSName("example.org"), dns_names=["ca.other.test"])
+    result = analyze([ca.leaf("mail.example.org"), ca], roots=[top])
+    assert result.trusted and codes(result) == []
+
+
+@pytest.mark.parametrize(("cn_fallback", "violation"), [(False, False), (True, True)])
+def test_the_cn_is_constrained_only_where_it_counts_as_a_name(cn_fallback, violation):
+    top = pki.root()
+    ca = constrained_ca(top, x509.DNSName("example.org"))
+    leaf = ca.leaf(common_name="mail.other.test")
+    result = analyze([leaf, ca], roots=[top], rules=pathrules.Rules(cn_fallback=cn_fallback))
+    assert ("name_constraint_violation" in codes(result)) is violation
+
+
+@pytest.mark.parametrize(("subtree", "mailbox", "allowed"), [
+    ("postmaster@example.org", "postmaster@example.org", True),
+    ("postmaster@example.org", "abuse@example.org", False),
+    ("example.org", "abuse@EXAMPLE.org", True),
+    ("example.org", "abuse@mail.example.org", False),
+    (".example.org", "abuse@mail.example.org", True),
+    (".example.org", "abuse@example.org", False),
+])
+def test_rfc822_name_constraints(subtree, mailbox, allowed):
+    top = pki.root()
+    ca = constrained_ca(top, x509.RFC822Name(subtree))
+    leaf = with_names(ca, x509.DNSName(MAIL), x509.RFC822Name(mailbox))
+    result = analyze([leaf, ca], roots=[top])
+    assert result.trusted is allowed, codes(result)
+
+
+@pytest.mark.parametrize(("subtree", "name", "allowed"), [
+    ("example.org", "example.org", True), ("example.org", "mail.example.org", True),
+    ("example.org", "mail.badexample.org", False), (".example.org", "example.org", False),
+    (".example.org", "mail.example.org", True), ("", "mail.other.test", True),
+    ("Example.ORG", "MAIL.example.org", True),
+])
+def test_dns_name_constraints(subtree, name, allowed):
+    top = pki.root()
+    ca = constrained_ca(top, x509.DNSName(subtree))
+    result = analyze([ca.leaf(name), ca], roots=[top])
+    assert result.trusted is allowed, codes(result)
+
+
+def test_excluded_subtrees_win_over_permitted_ones():
+    top = pki.root()
+    ca = constrained_ca(top, x509.DNSName("example.org"), excluded=[x509.DNSName("bad.example.org")])
+    assert analyze([ca.leaf("mail.example.org"), ca], roots=[top]).trusted
+    assert not analyze([ca.leaf("mx.bad.example.org"), ca], roots=[top]).trusted
+
+
+def test_ip_and_directory_name_constraints():
+    top = pki.root()
+    ca = constrained_ca(top, x509.IPAddress(ipaddress.ip_network("192.0.2.0/24")),
+                        x509.DirectoryName(pki.name(None, "mailops test")))
+    inside = ca.issue(MAIL, dns_names=[MAIL], ip_addresses=["192.0.2.25"])
+    assert analyze([inside, ca], roots=[top]).trusted
+    outside = ca.issue(MAIL, dns_names=[MAIL], ip_addresses=["198.51.100.25"])
+    assert "name_constraint_violation" in codes(analyze([outside, ca], roots=[top]))
+    other_org = ca.issue(subject=pki.name(MAIL, "elsewhere"), dns_names=[MAIL])
+    assert "name_constraint_violation" in codes(analyze([other_org, ca], roots=[top]))
+
+
+def test_a_self_signed_server_certificate_that_is_its_own_anchor_is_only_leaf_is_ca():
+    leaf = pki.root(MAIL, dns_names=[MAIL])
+    assert codes(analyze([leaf], roots=[leaf], names=(MAIL,))) == ["leaf_is_ca"]
+
+
 # --- path choice ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to sign with SHA-1")
