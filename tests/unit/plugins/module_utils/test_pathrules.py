@@ -235,6 +235,14 @@ def test_max_chain_depth_can_be_raised():
     assert result.trusted and codes(result) == []
 
 
+def test_a_leaf_among_the_roots_does_not_end_its_own_path():
+    """A server certificate given in roots too (not self-signed) is no chain by itself: clients still need its
+    issuer."""
+    h = pki.hierarchy(MAIL)
+    result = analyze([h.leaf], roots=[h.leaf])
+    assert not result.trusted and "missing_intermediate" in codes(result)
+
+
 def test_a_cross_sign_mesh_yields_at_most_max_paths():
     """Three levels of CAs, each cross-signed by four CAs of the level above: 4 * 4 * 4 = 64 paths to the roots."""
     roots = [pki.root(f"Root {n}") for n in range(4)]
