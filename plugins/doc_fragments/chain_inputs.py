@@ -63,11 +63,13 @@ options:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is
         given), for example V(2027-01-31) to see what will have expired by then.
+      - It and the end of the O(expires_soon_days) period after it must fall within the years 1 to 9999 (UTC).
     type: str
   expires_soon_days:
     description:
       - Report an issue with code C(expires_soon) for each certificate of the chain that expires within
         this many days.
+      - From 0 to 36500 (a century).
     type: int
     default: 30
 requirements:
@@ -141,6 +143,7 @@ options:
         description:
           - The public name clients use, for example the load balancer's name. Sent as SNI and used for the
             identity check.
+          - Checked as O(names) are before any endpoint is probed; a host name that is not valid fails the task.
         type: str
       label:
         description:
@@ -170,11 +173,12 @@ options:
     description:
       - Seconds each probe may take in total, connect, protocol dialogue and handshake together.
         One slow or hostile endpoint never delays the others beyond this.
+      - More than 0 and at most 3600.
     type: float
     default: 10
   concurrency:
     description:
-      - How many endpoints are probed at once.
+      - How many endpoints are probed at once, from 1 to 1024.
     type: int
     default: 16
 """

@@ -15,9 +15,11 @@ from ansible_collections.mailops.tls.plugins.module_utils import certs as certli
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
 from ansible_collections.mailops.tls.plugins.module_utils import pathrules
+from ansible_collections.mailops.tls.plugins.module_utils import tlsa as tlsalib
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
     Loaded,
@@ -25,6 +27,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.load import (
     LoadedKey,
     load_bytes,
     load_paths,
+    read_file,
 )
 
 # Where distributions keep the system trust store as one bundle: Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine/BSD.
@@ -90,8 +93,13 @@ class Analysis:
         return tuple(f for f in self.findings if f.severity == ERROR)
 
     def as_dict(self) -> dict:
+        leaf = self.chain[0].info.sha256 if self.chain else None
+
         def entry(item: ChainEntry) -> dict:
-            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
+            # The TLSA records that would match it: DANE-EE for the leaf, DANE-TA for every other certificate.
+            usage = tlsalib.DANE_EE if item.info.sha256 == leaf else tlsalib.DANE_TA
+            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source,
+                        tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
 
         return {
             "certificates": [entry(item) for item in self.certificates],
@@ -163,8 +171,23 @@ def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, 
     given = load_paths(paths, passphrases)
     if content:
         given = given + load_bytes(content.encode(), "content", passphrases)
-    key_source = load_paths([private_key_path], passphrases) if private_key_path else Loaded()
+    key_source = _private_key_file(private_key_path, passphrases) if private_key_path else Loaded()
     return Loaded(given.certificates, (), given.findings + key_source.findings), given.keys + key_source.keys
+
+
+def _private_key_file(path: str, passphrases: Sequence[Optional[bytes]]) -> Loaded:
+    """The keys of the file private_key_path names; a no_private_key finding when it holds none and nothing in it
+    is a damaged or locked key (parse_error says that already)."""
+    if os.path.isdir(path):
+        raise InputError(f"private_key_path {path} is a directory: name the leaf's private key file itself, for "
+                         "example /etc/ssl/private/mail.key")
+    loaded = load_bytes(read_file(path), path, passphrases)
+    if loaded.keys or any(f.code == "parse_error" for f in loaded.findings):
+        return Loaded((), loaded.keys, loaded.findings)
+    held = f"{len(loaded.certificates)} certificate(s)" if loaded.certificates else "no key block"
+    return Loaded(findings=(*loaded.findings, finding(
+        "no_private_key", f"private_key_path {path} holds no private key, only {held}: no key was checked against "
+        "the leaf; name the file of the leaf's private key (PEM, DER or PKCS#12)")))
 
 
 def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),

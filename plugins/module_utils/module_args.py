@@ -40,8 +40,13 @@ CHAIN_INPUT_SPEC = dict(JUDGING_SPEC, **FILE_INPUT_SPEC)
 CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
 
-def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
-    """ISO 8601 date or date-time (UTC when no offset is given), or None for now."""
+# The longest warning period: a century, more than any certificate is valid for.
+MAX_EXPIRES_SOON_DAYS = 36500
+
+
+def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional[datetime.datetime]:
+    """ISO 8601 date or date-time (UTC when no offset is given), or None for now. The time and the end of the
+    warning period after it must both fall within the years 1 to 9999 in UTC, as Python's dates do."""
     if not value:
         return None
     text = value.strip()
@@ -52,13 +57,20 @@ def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
     except ValueError:
         raise InputError(f"valid_at {value!r} is not an ISO 8601 date or date-time, e.g. 2027-01-31 or "
                          "2027-01-31T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    try:
+        parsed.astimezone(datetime.timezone.utc) + datetime.timedelta(days=expires_soon_days)
+    except OverflowError:
+        raise InputError(f"valid_at {value!r} plus expires_soon_days ({expires_soon_days}) is outside the years 1 "
+                         "to 9999 in UTC: give an earlier time or fewer days") from None
+    return parsed
 
 
 def _judging_args(params: dict) -> dict:
     """The judging options, checked, as keyword arguments of analysis.load_judgement."""
-    if params["expires_soon_days"] < 0:
-        raise InputError("expires_soon_days must be 0 or more")
+    if not 0 <= params["expires_soon_days"] <= MAX_EXPIRES_SOON_DAYS:
+        raise InputError(f"expires_soon_days must be from 0 to {MAX_EXPIRES_SOON_DAYS} (a century), not "
+                         f"{params['expires_soon_days']}")
     if params["max_chain_depth"] < 0:
         raise InputError("max_chain_depth must be 0 or more (the number of intermediates allowed between the leaf "
                          f"and the root; default {DEFAULT_MAX_CHAIN_DEPTH})")
@@ -67,7 +79,7 @@ def _judging_args(params: dict) -> dict:
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
-            "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at")),
+            "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at"), params["expires_soon_days"]),
             "expires_soon_days": params["expires_soon_days"],
             "rules": Rules(cn_fallback=params["cn_fallback"], max_chain_depth=params["max_chain_depth"])}
 

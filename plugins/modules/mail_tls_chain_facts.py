@@ -168,6 +168,15 @@ ansible_facts:
                 spki_sha256:
                   description: SHA-256 of the SubjectPublicKeyInfo.
                   type: str
+            tlsa:
+              description:
+                - The DANE TLSA records (RFC 6698) that match this certificate, as zone files write them after
+                  C(IN TLSA). For the leaf usage 3 (DANE-EE), for every other certificate usage 2 (DANE-TA); selector
+                  1 (public key) and 0 (certificate) with SHA-256, then the same with SHA-512.
+                - The first is the one to publish (C(3 1 1) for the leaf, C(2 1 1) for its issuer).
+              type: list
+              elements: str
+              sample: ["3 1 1 5e8a...04c1", "3 0 1 9b1f...77aa", "3 1 2 ...", "3 0 2 ..."]
         root:
           description: The root the chain ends in, or V(null) when the chain is incomplete.
           returned: always

@@ -59,6 +59,8 @@ options:
         description:
           - The host's registered M(mailops.tls.mail_tls_endpoint_info) result (its C(endpoints) are used), or
             V(null) when the host could not be probed.
+          - A M(mailops.tls.mail_tls_dane_info) result works too; its endpoints bring the C(dane) and C(mta_sts)
+            checks, which are skipped for the others.
         type: dict
       error:
         description:
@@ -197,6 +199,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
+from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -238,13 +241,14 @@ def slice_reports(paths) -> list:
     """(path, document) of each JSON report to merge."""
     reports = []
     for path in paths:
-        data = read_existing(path)
-        if data is None:
-            raise InputError(f"{path} does not exist: give the JSON reports of the audit's slices")
+        data = read_file(path)
         try:
             reports.append((path, json.loads(data)))
         except ValueError as exc:
             raise InputError(f"{path} is not JSON ({exc}): give the JSON reports of the audit's slices") from None
+        except RecursionError:
+            raise InputError(f"{path} nests its JSON too deeply to be an audit report: give the JSON reports of the "
+                             "audit's slices") from None
     return reports
 
 
@@ -255,6 +259,8 @@ def main() -> None:
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
     try:
         for path in outputs.values():
+            if "\x00" in path:
+                raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise InputError(f"the directory of {path} does not exist: create it first")
         before = previous_document(outputs.get("json"))

@@ -31,6 +31,7 @@ options:
     description:
       - The certificate as PEM text, for example RV(mailops.tls.mail_tls_root_info#module:pem). It must hold exactly
         one certificate.
+      - Kept out of logs, since a combined key and certificate file given by mistake would hold a private key.
     type: str
     required: true
   dest:
@@ -110,7 +111,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.rootpub import (
 )
 
 ARGUMENT_SPEC = {
-    "content": {"type": "str", "required": True},
+    "content": {"type": "str", "required": True, "no_log": True},
     "dest": {"type": "path", "required": True},
     "basename": {"type": "str", "required": True},
     "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},

@@ -40,6 +40,8 @@ options:
   content:
     description:
       - PEM text with the root, or with a chain that leads to it, read after the files of O(path).
+      - Kept out of logs and results when it may hold a private key (a PEM key block, or text that is not PEM);
+        certificates alone are public and logged as given.
     type: str
   sha256:
     description:
@@ -160,12 +162,12 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, load_paths
+from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, load_paths, may_hold_private_key
 from ansible_collections.mailops.tls.plugins.module_utils.rootpub import find_root
 
 ARGUMENT_SPEC = {
     "path": {"type": "list", "elements": "path"},
-    "content": {"type": "str"},
+    "content": {"type": "str", "no_log": True},
     "sha256": {"type": "str"},
     "roots": {"type": "list", "elements": "path", "default": []},
     "pool": {"type": "list", "elements": "path", "default": []},
@@ -180,6 +182,9 @@ def main() -> None:
     if problem:
         module.fail_json(msg=problem)
     params = module.params
+    if params["content"] and not may_hold_private_key(params["content"]):
+        # Certificates alone are public, and the root's PEM returned must not be masked as a secret would be.
+        module.no_log_values.discard(params["content"])
     try:
         given, _keys = load_certificates(params["path"] or (), params["content"])
         judgement = load_judgement(params["pool"], params["roots"], params["system_roots"])
