@@ -91,180 +91,559 @@ def check_document(document, schema: dict, what: str, fix: str) -> None:
 REPORT_SCHEMA = json.loads(r"""{
   "type": "object",
   "required": [
-    "schema_version", "generator", "title", "generated_at", "passed", "policy", "summary", "services",
+    "schema_version",
+    "generator",
+    "title",
+    "generated_at",
+    "passed",
+    "policy",
+    "summary",
+    "services",
     "hosts"
   ],
   "additionalProperties": false,
   "properties": {
-    "schema_version": {"const": 1},
-    "generator": {"type": "string"},
-    "title": {"type": "string"},
-    "generated_at": {"$ref": "#/$defs/time"},
-    "passed": {"type": "boolean"},
+    "schema_version": {
+      "const": 1
+    },
+    "generator": {
+      "type": "string"
+    },
+    "title": {
+      "type": "string"
+    },
+    "generated_at": {
+      "$ref": "#/$defs/time"
+    },
+    "passed": {
+      "type": "boolean"
+    },
     "policy": {
       "type": "object",
-      "required": ["fail_on", "ignore"],
+      "required": [
+        "fail_on",
+        "ignore"
+      ],
       "additionalProperties": false,
       "properties": {
-        "fail_on": {"type": "array", "items": {"type": "string"}},
-        "ignore": {"type": "array", "items": {"type": "string"}}
+        "fail_on": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        },
+        "ignore": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        }
       }
     },
     "summary": {
       "type": "object",
       "required": [
-        "hosts", "hosts_failed", "hosts_not_probed", "endpoints", "reachable",
-        "pass", "warn", "fail", "violations", "warnings", "waived", "codes",
+        "hosts",
+        "hosts_failed",
+        "hosts_not_probed",
+        "endpoints",
+        "reachable",
+        "pass",
+        "warn",
+        "fail",
+        "violations",
+        "warnings",
+        "waived",
+        "codes",
         "soonest_expiry"
       ],
       "additionalProperties": false,
       "properties": {
-        "hosts": {"$ref": "#/$defs/count"},
-        "hosts_failed": {"$ref": "#/$defs/count"},
-        "hosts_not_probed": {"$ref": "#/$defs/count"},
-        "endpoints": {"$ref": "#/$defs/count"},
-        "reachable": {"$ref": "#/$defs/count"},
-        "pass": {"$ref": "#/$defs/count"},
-        "warn": {"$ref": "#/$defs/count"},
-        "fail": {"$ref": "#/$defs/count"},
-        "violations": {"$ref": "#/$defs/count"},
-        "warnings": {"$ref": "#/$defs/count"},
-        "waived": {"$ref": "#/$defs/count"},
+        "hosts": {
+          "$ref": "#/$defs/count"
+        },
+        "hosts_failed": {
+          "$ref": "#/$defs/count"
+        },
+        "hosts_not_probed": {
+          "$ref": "#/$defs/count"
+        },
+        "endpoints": {
+          "$ref": "#/$defs/count"
+        },
+        "reachable": {
+          "$ref": "#/$defs/count"
+        },
+        "pass": {
+          "$ref": "#/$defs/count"
+        },
+        "warn": {
+          "$ref": "#/$defs/count"
+        },
+        "fail": {
+          "$ref": "#/$defs/count"
+        },
+        "violations": {
+          "$ref": "#/$defs/count"
+        },
+        "warnings": {
+          "$ref": "#/$defs/count"
+        },
+        "waived": {
+          "$ref": "#/$defs/count"
+        },
         "codes": {
           "type": "object",
-          "additionalProperties": {"$ref": "#/$defs/count"}
+          "additionalProperties": {
+            "$ref": "#/$defs/count"
+          }
         },
         "soonest_expiry": {
-          "type": ["object", "null"],
+          "type": [
+            "object",
+            "null"
+          ],
           "required": [
-            "subject", "not_after", "days_left",
-            "endpoint", "host"
+            "subject",
+            "not_after",
+            "days_left",
+            "endpoint",
+            "host"
           ],
           "additionalProperties": false,
           "properties": {
-            "subject": {"type": "string"},
+            "subject": {
+              "type": "string"
+            },
             "not_after": {
               "$ref": "#/$defs/time"
             },
-            "days_left": {"type": "integer"},
-            "endpoint": {"type": "string"},
-            "host": {"type": "string"}
+            "days_left": {
+              "type": "integer"
+            },
+            "endpoint": {
+              "type": "string"
+            },
+            "host": {
+              "type": "string"
+            }
           }
         }
       }
     },
-    "services": {"type": "array", "items": {"type": "string"}},
-    "hosts": {"type": "array", "items": {"$ref": "#/$defs/host"}}
+    "services": {
+      "type": "array",
+      "items": {
+        "type": "string"
+      }
+    },
+    "hosts": {
+      "type": "array",
+      "items": {
+        "$ref": "#/$defs/host"
+      }
+    }
   },
   "$defs": {
-    "count": {"type": "integer", "minimum": 0},
-    "time": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"},
-    "verdict": {"enum": ["pass", "warn", "fail"]},
+    "count": {
+      "type": "integer",
+      "minimum": 0
+    },
+    "time": {
+      "type": "string",
+      "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+    },
+    "verdict": {
+      "enum": [
+        "pass",
+        "warn",
+        "fail"
+      ]
+    },
     "certificate": {
-      "type": ["object", "null"],
-      "required": ["subject", "issuer", "sha256", "not_before", "not_after", "days_left"],
+      "type": [
+        "object",
+        "null"
+      ],
+      "required": [
+        "subject",
+        "issuer",
+        "sha256",
+        "not_before",
+        "not_after",
+        "days_left"
+      ],
       "additionalProperties": false,
       "properties": {
-        "subject": {"type": "string"},
-        "issuer": {"type": "string"},
+        "subject": {
+          "type": "string"
+        },
+        "issuer": {
+          "type": "string"
+        },
         "sha256": {
           "type": "string",
           "pattern": "^([0-9A-F]{2}:){31}[0-9A-F]{2}$"
         },
-        "not_before": {"$ref": "#/$defs/time"},
-        "not_after": {"$ref": "#/$defs/time"},
-        "days_left": {"type": "integer"}
+        "not_before": {
+          "$ref": "#/$defs/time"
+        },
+        "not_after": {
+          "$ref": "#/$defs/time"
+        },
+        "days_left": {
+          "type": "integer"
+        }
       }
     },
     "host": {
       "type": "object",
-      "required": ["name", "address", "verdict", "error", "endpoints"],
+      "required": [
+        "name",
+        "address",
+        "verdict",
+        "error",
+        "endpoints"
+      ],
       "additionalProperties": false,
       "properties": {
-        "name": {"type": "string"},
-        "address": {"type": ["string", "null"]},
-        "verdict": {"$ref": "#/$defs/verdict"},
-        "error": {"type": ["string", "null"]},
-        "endpoints": {"type": "array", "items": {"$ref": "#/$defs/endpoint"}}
+        "name": {
+          "type": "string"
+        },
+        "address": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "verdict": {
+          "$ref": "#/$defs/verdict"
+        },
+        "error": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "endpoints": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/endpoint"
+          }
+        }
       }
     },
     "endpoint": {
       "type": "object",
       "required": [
-        "name", "host", "service", "address", "port", "protocol", "server_name",
-        "sni", "label", "key_type", "key_type_requested", "verdict", "reachable",
-        "error", "tls_version", "cipher", "seconds", "chain", "expiry", "checks",
+        "name",
+        "host",
+        "service",
+        "address",
+        "port",
+        "protocol",
+        "server_name",
+        "sni",
+        "label",
+        "key_type",
+        "key_type_requested",
+        "verdict",
+        "reachable",
+        "error",
+        "tls_version",
+        "cipher",
+        "seconds",
+        "chain",
+        "expiry",
+        "dane",
+        "mta_sts",
+        "checks",
         "findings"
       ],
       "additionalProperties": false,
       "properties": {
-        "name": {"type": "string"},
-        "host": {"type": "string"},
-        "service": {"type": "string"},
-        "address": {"type": "string"},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "name": {
+          "type": "string"
+        },
+        "host": {
+          "type": "string"
+        },
+        "service": {
+          "type": "string"
+        },
+        "address": {
+          "type": "string"
+        },
+        "port": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 65535
+        },
         "protocol": {
           "enum": [
-            "smtp", "lmtp", "imap", "pop3", "sieve", "tls",
-            "smtps", "imaps", "pop3s"
+            "smtp",
+            "lmtp",
+            "imap",
+            "pop3",
+            "sieve",
+            "tls",
+            "smtps",
+            "imaps",
+            "pop3s"
           ]
         },
-        "server_name": {"type": ["string", "null"]},
-        "sni": {"type": ["string", "null"]},
-        "label": {"type": ["string", "null"]},
-        "key_type": {"type": ["string", "null"]},
-        "key_type_requested": {"type": ["string", "null"]},
-        "verdict": {"$ref": "#/$defs/verdict"},
-        "reachable": {"type": "boolean"},
-        "error": {
-          "type": ["object", "null"],
-          "required": ["code", "message"],
-          "additionalProperties": false,
-          "properties": {
-            "code": {"type": "string"},
-            "message": {"type": "string"}
-          }
+        "server_name": {
+          "type": [
+            "string",
+            "null"
+          ]
         },
-        "tls_version": {"type": ["string", "null"]},
-        "cipher": {"type": ["string", "null"]},
-        "seconds": {"type": ["number", "null"]},
-        "chain": {
-          "type": "object",
+        "sni": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "label": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "key_type": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "key_type_requested": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "verdict": {
+          "$ref": "#/$defs/verdict"
+        },
+        "reachable": {
+          "type": "boolean"
+        },
+        "error": {
+          "type": [
+            "object",
+            "null"
+          ],
           "required": [
-            "sent", "complete", "ordered", "trusted", "leaf",
-            "presented", "root"
+            "code",
+            "message"
           ],
           "additionalProperties": false,
           "properties": {
-            "sent": {"$ref": "#/$defs/count"},
-            "complete": {"type": "boolean"},
-            "ordered": {"type": "boolean"},
-            "trusted": {"type": "boolean"},
-            "leaf": {"$ref": "#/$defs/certificate"},
+            "code": {
+              "type": "string"
+            },
+            "message": {
+              "type": "string"
+            }
+          }
+        },
+        "tls_version": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "cipher": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "seconds": {
+          "type": [
+            "number",
+            "null"
+          ]
+        },
+        "chain": {
+          "type": "object",
+          "required": [
+            "sent",
+            "complete",
+            "ordered",
+            "trusted",
+            "leaf",
+            "presented",
+            "root"
+          ],
+          "additionalProperties": false,
+          "properties": {
+            "sent": {
+              "$ref": "#/$defs/count"
+            },
+            "complete": {
+              "type": "boolean"
+            },
+            "ordered": {
+              "type": "boolean"
+            },
+            "trusted": {
+              "type": "boolean"
+            },
+            "leaf": {
+              "$ref": "#/$defs/certificate"
+            },
             "presented": {
               "type": "array",
               "items": {
                 "$ref": "#/$defs/certificate"
               }
             },
-            "root": {"$ref": "#/$defs/certificate"}
+            "root": {
+              "$ref": "#/$defs/certificate"
+            }
           }
         },
         "expiry": {
-          "type": ["object", "null"],
-          "required": ["subject", "not_after", "days_left"],
+          "type": [
+            "object",
+            "null"
+          ],
+          "required": [
+            "subject",
+            "not_after",
+            "days_left"
+          ],
           "additionalProperties": false,
           "properties": {
-            "subject": {"type": "string"},
-            "not_after": {"$ref": "#/$defs/time"},
-            "days_left": {"type": "integer"}
+            "subject": {
+              "type": "string"
+            },
+            "not_after": {
+              "$ref": "#/$defs/time"
+            },
+            "days_left": {
+              "type": "integer"
+            }
+          }
+        },
+        "dane": {
+          "type": [
+            "object",
+            "null"
+          ],
+          "required": [
+            "status",
+            "applies",
+            "tlsa",
+            "missing",
+            "leftover"
+          ],
+          "additionalProperties": false,
+          "properties": {
+            "status": {
+              "enum": [
+                "verified",
+                "mismatch",
+                "unusable",
+                "insecure",
+                "no_records",
+                "lookup_failed"
+              ]
+            },
+            "applies": {
+              "type": "boolean"
+            },
+            "tlsa": {
+              "type": "object",
+              "required": [
+                "name",
+                "records",
+                "secure",
+                "ttl",
+                "error"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "records": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                },
+                "secure": {
+                  "type": "boolean"
+                },
+                "ttl": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
+                },
+                "error": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                }
+              }
+            },
+            "missing": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            },
+            "leftover": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            }
+          }
+        },
+        "mta_sts": {
+          "type": [
+            "object",
+            "null"
+          ],
+          "required": [
+            "mode",
+            "pattern",
+            "certificate_valid"
+          ],
+          "additionalProperties": false,
+          "properties": {
+            "mode": {
+              "enum": [
+                "enforce",
+                "testing"
+              ]
+            },
+            "pattern": {
+              "type": [
+                "string",
+                "null"
+              ]
+            },
+            "certificate_valid": {
+              "type": "boolean"
+            }
           }
         },
         "checks": {
           "type": "array",
           "items": {
             "type": "object",
-            "required": ["check", "title", "status", "codes"],
+            "required": [
+              "check",
+              "title",
+              "status",
+              "codes"
+            ],
             "additionalProperties": false,
             "properties": {
               "check": {
@@ -275,10 +654,14 @@ REPORT_SCHEMA = json.loads(r"""{
                   "names",
                   "validity",
                   "keys",
-                  "consistency"
+                  "consistency",
+                  "dane",
+                  "mta_sts"
                 ]
               },
-              "title": {"type": "string"},
+              "title": {
+                "type": "string"
+              },
               "status": {
                 "enum": [
                   "pass",
@@ -301,13 +684,21 @@ REPORT_SCHEMA = json.loads(r"""{
           "items": {
             "type": "object",
             "required": [
-              "code", "severity", "message",
-              "certificate", "status", "check",
-              "summary", "fix", "found_by"
+              "code",
+              "severity",
+              "message",
+              "certificate",
+              "status",
+              "check",
+              "summary",
+              "fix",
+              "found_by"
             ],
             "additionalProperties": false,
             "properties": {
-              "code": {"type": "string"},
+              "code": {
+                "type": "string"
+              },
               "severity": {
                 "enum": [
                   "error",
@@ -315,7 +706,9 @@ REPORT_SCHEMA = json.loads(r"""{
                   "info"
                 ]
               },
-              "message": {"type": "string"},
+              "message": {
+                "type": "string"
+              },
               "certificate": {
                 "type": [
                   "object",
@@ -350,9 +743,15 @@ REPORT_SCHEMA = json.loads(r"""{
                   "info"
                 ]
               },
-              "check": {"type": "string"},
-              "summary": {"type": "string"},
-              "fix": {"type": "string"},
+              "check": {
+                "type": "string"
+              },
+              "summary": {
+                "type": "string"
+              },
+              "fix": {
+                "type": "string"
+              },
               "found_by": {
                 "enum": [
                   "probe",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,9 +33,11 @@ from ansible_collections.mailops.tls.plugins.module_utils.report_schema import (
     errors,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+from sync_report_schema import SCHEMA_DOC, without_notes
+
 NAME = "mail.example.test"
 WHEN = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-SCHEMA_DOC = Path(__file__).resolve().parents[4] / "docs" / "audit-report-schema.json"
 SCRIPT = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 FORGED_LINE = "mx9\nmx1: PASSED \x1b[32mall good"
 
@@ -52,18 +55,9 @@ def result() -> dict:
     return endpoint_results(compare([judge(probe, judgement) for probe in probes]))
 
 
-def _without_notes(value):
-    """The schema as the validator needs it: without descriptions, titles of schemas and identifiers."""
-    if isinstance(value, dict):
-        return {key: _without_notes(item) for key, item in value.items()
-                if key not in ("description", "$schema", "$id") and not (key == "title" and isinstance(item, str))}
-    if isinstance(value, list):
-        return [_without_notes(item) for item in value]
-    return value
-
-
 def test_the_collection_checks_merges_against_the_documented_schema():
-    assert _without_notes(json.loads(SCHEMA_DOC.read_text())) == REPORT_SCHEMA
+    """After a change to docs/audit-report-schema.json, run tests/tools/sync_report_schema.py."""
+    assert without_notes(json.loads(SCHEMA_DOC.read_text())) == REPORT_SCHEMA
 
 
 def test_real_probe_results_and_reports_match_their_schemas(result):
