@@ -306,7 +306,7 @@ DIFFERENCES: dict = {
         ("cryptography's Web PKI profile forbids Ed25519 keys and signatures; the library accepts them, as OpenSSL "
          "does",
          lambda graph, verdicts, mine: mine and "key:ed25519" in graph.tags and (
-             "Forbidden" in verdicts.cryptography_reason or "with no interior errors" in verdicts.cryptography_reason)),
+             "Forbidden" in verdicts.cryptography_reason or "candidates exhausted" in verdicts.cryptography_reason)),
         ("cryptography refuses every critical nameConstraints holding a directoryName subtree; the library applies "
          "directoryName constraints (RFC 5280), as OpenSSL does",
          lambda graph, verdicts, mine: mine and "unsupported directoryName constraint" in verdicts.cryptography_reason),

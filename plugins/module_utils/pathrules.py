@@ -280,7 +280,9 @@ def _violation(judge: PathJudge, constraints, names: Sequence[tuple[str, object]
         same = [constraint for constraint_kind, constraint in permitted if constraint_kind == kind]
         if kind in permitted_kinds and not any(_within(kind, value, constraint) for constraint in same):
             return _name_text(kind, value)
-        if any(excluded_kind == kind and _within(kind, value, constraint) for excluded_kind, constraint in excluded):
+        if any(excluded_kind == kind and (_within(kind, value, constraint)
+                                          or _wildcard_reaches(kind, value, constraint))
+               for excluded_kind, constraint in excluded):
             return _name_text(kind, value)
     return None
 
@@ -303,6 +305,14 @@ def _dns_within(name: str, constraint: str) -> bool:
     if constraint.startswith("."):
         return name.endswith(constraint)
     return name == constraint or name.endswith("." + constraint)
+
+
+def _wildcard_reaches(kind: str, name, constraint) -> bool:
+    """A wildcard dNSName covers the excluded name one label below its parent (*.example.org covers an excluded
+    mail.example.org), as cryptography's verifier reads it."""
+    if kind != "dns" or not name.startswith("*."):
+        return False
+    return constraint.lower().rstrip(".").lstrip(".").partition(".")[2] == name[2:].lower().rstrip(".")
 
 
 def _ip_within(address, network) -> bool:

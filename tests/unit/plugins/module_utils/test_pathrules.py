@@ -110,6 +110,15 @@ def test_dns_name_constraints(subtree, name, allowed):
     assert result.trusted is allowed, codes(result)
 
 
+@pytest.mark.parametrize(("excluded", "allowed"), [("mail.example.org", False), ("example.org", False),
+                                                   ("a.mail.example.org", True), ("other.test", True)])
+def test_a_wildcard_reaching_into_an_excluded_subtree_violates_it(excluded, allowed):
+    """*.example.org covers mail.example.org: an excluded mail.example.org refuses it (cryptography's reading)."""
+    top = pki.root()
+    ca = constrained_ca(top, excluded=[x509.DNSName(excluded)])
+    assert analyze([ca.leaf("*.example.org"), ca], roots=[top]).trusted is allowed
+
+
 def test_excluded_subtrees_win_over_permitted_ones():
     top = pki.root()
     ca = constrained_ca(top, x509.DNSName("example.org"), excluded=[x509.DNSName("bad.example.org")])
