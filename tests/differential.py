@@ -320,6 +320,10 @@ DIFFERENCES: dict = {
          "refuses both, as cryptography does",
          lambda graph, verdicts, mine: not mine and verdicts.openssl
          and set(verdicts.library_legacy_codes) <= STRICTER_THAN_OPENSSL),
+        ("OpenSSL lets a wildcard dNSName pass an excluded subtree it covers (*.example.org against an excluded "
+         "mail.example.org); the library refuses it, as cryptography does",
+         lambda graph, verdicts, mine: not mine and verdicts.openssl and "san:wildcard" in graph.tags
+         and verdicts.library_legacy_codes == ("name_constraint_violation",)),
         ("OpenSSL builds one path, taking the first issuer it finds, and does not try the cross-signed alternative "
          "when that path fails (missing root, expiry, pathLen, a constraint); the library and cryptography try every "
          "path",
