@@ -10,6 +10,7 @@ PYTHON      ?= python3
 VENV        := .venv
 VENV_OLDEST := .venv-oldest
 VENV_BENCH  := .venv-bench
+VENV_RELEASE := .venv-release
 BUILD       := build
 # Same layout tests/conftest.py uses: build/collections/ansible_collections/mailops/tls -> this repo.
 COLLECTIONS := $(CURDIR)/$(BUILD)/collections
@@ -19,12 +20,16 @@ SANITY_ROOT := $(BUILD)/sanity
 STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint test-packages unit unit-oldest unit-distros sanity changelog-lint \
-	integration test demo bench collection-link clean ansible-lint molecule clients differential mutation
+	integration test demo bench collection-link clean ansible-lint molecule clients release-venv release-check \
+	release docsite differential mutation
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule test-packages unit unit-oldest unit-distros sanity changelog-lint"
-	@echo "         integration test demo bench clients differential mutation clean"
-	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule (what CI runs)"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule test-packages unit unit-oldest unit-distros sanity"
+	@echo "         changelog-lint integration release-check test demo bench clients docsite release"
+	@echo "         differential mutation clean"
+	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule"
+	@echo "         release-check (what CI runs)"
+	@echo "  release = docsite pages and CHANGELOG.rst for the version in galaxy.yml (see README: Releasing)"
 
 venv:
 	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
@@ -74,7 +79,7 @@ ansible-lint: venv collection-link
 	@$(STEP) "ansible-lint: production profile on roles playbooks extensions/molecule" env \
 		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --offline --profile production \
-		roles/ playbooks/ extensions/molecule/
+		roles/ playbooks/ extensions/molecule/ tests/demo/demo.yml
 
 # The deploy role's molecule scenarios: default (this machine's daemons, the lab on 127.0.0.210-213) and trixie
 # (the same playbooks on Debian 13's daemons, 127.0.0.230-233); no containers, no dependency step (no Galaxy).
@@ -89,7 +94,27 @@ integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule
+# The tools a collection is checked with before it is published, apart from .venv (their own pins).
+release-venv:
+	@$(STEP) "release-venv: $(VENV_RELEASE) from tests/requirements-release.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV_RELEASE) tests/requirements-release.txt
+
+# The tarball as users get it: no development files, antsibull-docs lint, galaxy-importer, ansible-builder.
+release-check: release-venv
+	@$(STEP) "release-check: build the tarball, check its contents, antsibull-docs, galaxy-importer, ansible-builder" \
+		bash tests/tools/release_check.sh $(VENV_RELEASE) $(BUILD)/release
+
+docsite:
+	@$(STEP) "docsite: docs/docsite/rst from the Markdown guides in docs/" bash tests/tools/docsite.sh
+
+# Regenerates the release named by galaxy.yml's version from every fragment, including fragments added
+# after the release was first made (--update-existing, --refresh-fragments; fragments are kept).
+release: venv docsite
+	@$(STEP) "release: CHANGELOG.rst and changelogs/changelog.yaml for galaxy.yml's version" env \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/antsibull-changelog release --reload-plugins \
+		--update-existing --refresh-fragments without-archives
+
+test: lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule release-check
 	@echo
 	@echo "==== test: all steps passed ===="
 
@@ -130,5 +155,5 @@ mutation: venv
 		$(VENV)/bin/python tests/tools/mutation.py --every $(EVERY)
 
 clean:
-	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_OLDEST) $(VENV_RELEASE) $(BUILD) tests/output .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -22,15 +22,18 @@ from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
+    HASHED_NAME,
     Loaded,
     LoadedCertificate,
     LoadedKey,
+    files_in,
     load_bytes,
     load_paths,
     read_file,
 )
 
 # Where distributions keep the system trust store as one bundle: Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine/BSD.
+# Only consulted when the Python's OpenSSL knows no store of its own (a Python built against another OpenSSL).
 SYSTEM_TRUST_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
@@ -39,9 +42,29 @@ SYSTEM_TRUST_BUNDLES = (
 )
 
 
-def system_trust_bundle() -> Optional[str]:
-    """The first system trust bundle present on this host, or None."""
-    return next((path for path in SYSTEM_TRUST_BUNDLES if os.path.isfile(path)), None)
+def system_trust_store() -> Optional[str]:
+    """The trust store TLS clients of this host use, as OpenSSL finds it: the SSL_CERT_FILE bundle, else the
+    SSL_CERT_DIR hashed directory, else OpenSSL's default bundle or directory, else a distribution's bundle;
+    None when there is none."""
+    import ssl  # here: only modules that read the system store pay for importing it
+
+    paths = ssl.get_default_verify_paths()  # applies SSL_CERT_FILE and SSL_CERT_DIR when they name what exists
+    if os.environ.get(paths.openssl_cafile_env) and paths.cafile:
+        return paths.cafile
+    if os.environ.get(paths.openssl_capath_env) and paths.capath:
+        return paths.capath
+    return paths.cafile or next((path for path in SYSTEM_TRUST_BUNDLES if os.path.isfile(path)), None) or paths.capath
+
+
+def load_trust_store(path: Optional[str]) -> Loaded:
+    """The certificates of a trust store bundle, or of a hashed directory (only its hash-named files, as OpenSSL
+    reads it: the bundle and the named copies beside them would repeat every certificate)."""
+    if not path:
+        return Loaded()
+    if os.path.isdir(path):
+        return load_paths([name for name in files_in(path) if HASHED_NAME.match(os.path.basename(name))],
+                          check=False)
+    return load_paths([path], check=False)
 
 
 @dataclass(frozen=True)
@@ -158,9 +181,9 @@ def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_r
                    expires_soon_days: int = 30, rules: pathrules.Rules = pathrules.DEFAULT_RULES) -> Judgement:
     """Read the pool and the trust anchors once; raises InputError for unreadable files."""
     require_cryptography()
-    system = system_trust_bundle() if system_roots else None
     return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
-                     system_roots=load_paths([system], check=False) if system else Loaded(), names=tuple(names),
+                     system_roots=load_trust_store(system_trust_store()) if system_roots else Loaded(),
+                     names=tuple(names),
                      valid_at=valid_at, expires_soon_days=expires_soon_days, rules=rules)
 
 

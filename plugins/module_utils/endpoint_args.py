@@ -22,6 +22,7 @@ ENDPOINT_OPTIONS = {
     "label": {"type": "str"},
     "send_sni": {"type": "bool", "default": True},
     "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
+    "every_address": {"type": "bool", "default": False},
 }
 ENDPOINT_SPEC = {
     "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
@@ -59,7 +60,7 @@ def _endpoint(position: int, item: dict) -> Endpoint:
             raise InputError(f"{where} ({address}): server_name: {exc}") from None
     return Endpoint(address=address, port=item["port"], protocol=item.get("protocol"),
                     server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
-                    proxy_protocol=item.get("proxy_protocol"))
+                    proxy_protocol=item.get("proxy_protocol"), every_address=item["every_address"])
 
 
 def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:

@@ -407,6 +407,10 @@ def _file_kind(mode: int) -> str:
     return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
+HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.\d+$")
+"""How OpenSSL names the certificates of a hashed directory (c_rehash, SSL_CERT_DIR): subject hash and a number."""
+
+
 def files_in(path: str) -> list[str]:
     """The path itself, or the certificate files of a directory (sorted, each real file once)."""
     if not os.path.isdir(path):
@@ -418,7 +422,7 @@ def files_in(path: str) -> list[str]:
         real = os.path.realpath(full)
         if real in seen or not os.path.isfile(real):
             continue
-        if name.lower().endswith(CERTIFICATE_SUFFIXES) or re.match(r"^[0-9a-f]{8}\.\d+$", name):
+        if name.lower().endswith(CERTIFICATE_SUFFIXES) or HASHED_NAME.match(name):
             seen.add(real)
             files.append(full)
     return files

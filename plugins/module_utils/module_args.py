@@ -19,9 +19,11 @@ from ansible_collections.mailops.tls.plugins.module_utils.errors import InputErr
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 from ansible_collections.mailops.tls.plugins.module_utils.pathrules import Rules
 
+# Aliases: the names community.crypto gives the same options (certificate_complete_chain,
+# x509_certificate_info, openssl_privatekey_info), for playbooks that move from those modules.
 JUDGING_SPEC = {
-    "pool": {"type": "list", "elements": "path", "default": []},
-    "roots": {"type": "list", "elements": "path", "default": []},
+    "pool": {"type": "list", "elements": "path", "default": [], "aliases": ["intermediate_certificates"]},
+    "roots": {"type": "list", "elements": "path", "default": [], "aliases": ["root_certificates"]},
     "system_roots": {"type": "bool", "default": True},
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
@@ -32,8 +34,8 @@ JUDGING_SPEC = {
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
     "content": {"type": "str", "no_log": True},
-    "private_key_path": {"type": "path"},
-    "private_key_passphrase": {"type": "str", "no_log": True},
+    "private_key_path": {"type": "path", "aliases": ["privatekey_path"]},
+    "private_key_passphrase": {"type": "str", "no_log": True, "aliases": ["privatekey_passphrase"]},
     "pkcs12_passphrase": {"type": "str", "no_log": True},
 }
 CHAIN_INPUT_SPEC = dict(JUDGING_SPEC, **FILE_INPUT_SPEC)

@@ -234,8 +234,9 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
     presented = endpoint.get("presented") or []
     return {
         "name": endpoint["name"], "host": host, "service": service_of(endpoint["port"], endpoint["protocol"]),
-        "address": endpoint["address"], "port": endpoint["port"], "protocol": endpoint["protocol"],
-        "server_name": endpoint.get("server_name"), "sni": endpoint.get("sni"), "label": endpoint.get("label"),
+        "address": endpoint["address"], "peer_address": endpoint.get("peer_address"), "port": endpoint["port"],
+        "protocol": endpoint["protocol"], "server_name": endpoint.get("server_name"), "sni": endpoint.get("sni"),
+        "label": endpoint.get("label"),
         "key_type": endpoint.get("key_type"), "key_type_requested": endpoint.get("key_type_requested"),
         "verdict": _verdict_of(c["status"] for c in checks), "reachable": reachable, "error": endpoint.get("error"),
         "tls_version": endpoint.get("tls_version"), "cipher": endpoint.get("cipher"),
@@ -345,8 +346,8 @@ def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> N
 def _stored_result(endpoint: dict, source: str) -> dict:
     """One endpoint of a JSON report in the shape of a mail_tls_endpoint_info result, as _judge_endpoint reads it."""
     chain = endpoint["chain"]
-    kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
-            "error", "tls_version", "cipher", "seconds", "dane", "mta_sts")
+    kept = ("name", "address", "peer_address", "port", "protocol", "server_name", "sni", "label", "key_type",
+            "key_type_requested", "error", "tls_version", "cipher", "seconds", "dane", "mta_sts")
     return {
         **{key: endpoint.get(key) for key in kept}, "ok": endpoint["reachable"], "complete": chain["complete"],
         "ordered": chain["ordered"], "trusted": chain["trusted"],
@@ -559,6 +560,12 @@ def _countdown(expiry: Optional[dict]) -> str:
     return f"expires in {days} day(s)" if days != 0 else "expires today"
 
 
+def _peer_words(endpoint: dict) -> str:
+    """' via ADDRESS' (escaped) when a name was connected to and one of its addresses answered."""
+    peer = endpoint.get("peer_address")
+    return f" via {_e(peer)}" if peer and peer != endpoint["address"] else ""
+
+
 def _chain_words(endpoint: dict) -> str:
     chain = endpoint["chain"]
     parts = [f"{chain['sent']} certificate(s) sent",
@@ -573,9 +580,11 @@ def _cell_entry(endpoint: dict, several: bool) -> str:
     lines = [f'<div class="entry {_e(endpoint["verdict"])}" data-endpoint="{_e(endpoint["name"])}" '
              f'data-verdict="{_e(endpoint["verdict"])}">',
              f'<a href="#{_anchor(endpoint)}" class="verdict">{icon} {word}</a>']
-    if several:
+    peer = endpoint.get("peer_address")
+    if several or (peer and peer != endpoint["address"]):  # which name, key type and address of the host answered
         lines.append(f'<div class="small">{_e(endpoint.get("server_name") or endpoint["address"])}'
-                     f'{" " + _e(endpoint["key_type"]) if endpoint.get("key_type_requested") else ""}</div>')
+                     f'{" " + _e(endpoint["key_type"]) if endpoint.get("key_type_requested") else ""}'
+                     f'{" @ " + _e(peer) if peer else ""}</div>')
     if endpoint["reachable"]:
         lines.append(f'<div>{_e(_countdown(endpoint["expiry"]))}</div>')
         lines.append(f'<div class="small">{_e(_chain_words(endpoint))}</div>')
@@ -685,7 +694,8 @@ def _details(document: dict) -> str:
             parts.append(f'<section id="{_anchor(endpoint)}" data-endpoint="{_e(endpoint["name"])}">'
                          f'<h3><span class="verdict {_e(endpoint["verdict"])}">{icon} {word}</span> '
                          f'{_e(host["name"])} &middot; {_e(endpoint["service"])} &middot; '
-                         f'<span class="mono">{_e(endpoint["address"])}:{_e(endpoint["port"])}</span>'
+                         f'<span class="mono">{_e(endpoint["address"])}:{_e(endpoint["port"])}'
+                         f'{_peer_words(endpoint)}</span>'
                          f'{" &middot; " + _e(endpoint["server_name"]) if endpoint.get("server_name") else ""}</h3>')
             if endpoint["reachable"]:
                 parts.append(f"<p class='small'>{_e(endpoint.get('tls_version') or '')} "

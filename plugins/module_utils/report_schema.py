@@ -374,6 +374,12 @@ REPORT_SCHEMA = json.loads(r"""{
         "address": {
           "type": "string"
         },
+        "peer_address": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
         "port": {
           "type": "integer",
           "minimum": 1,

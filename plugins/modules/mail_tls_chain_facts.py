@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_chain_facts
 short_description: Build and analyse the certificate chain a mail server must send
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads certificates in any order and format, finds the leaf, builds the chain a server must send (leaf,
     its issuer, ..., root excluded) with signatures as proof, and reports every problem with a stable issue
@@ -19,8 +19,15 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.facts
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
   check_mode:
     support: full
   diff_mode:

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_dane_info
 short_description: Check a mail domain as sending servers do, through DANE TLSA records and MTA-STS
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Looks up the domain's MX hosts, their addresses and their TLSA records (C(_25._tcp.<mx>) and the other
     O(ports)) through one resolver, reads the resolver's DNSSEC verdict (the AD bit), probes each MX host on each
@@ -29,7 +29,11 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: none
+    membership: []
   check_mode:
     support: full
   diff_mode:

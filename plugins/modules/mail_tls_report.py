@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_report
 short_description: Judge the probe results of many mail hosts and write audit reports (JSON, JUnit XML, HTML)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Takes the results of M(mailops.tls.mail_tls_endpoint_info), one per host, compares the chains of every host
     (endpoints of different hosts answering for one name on one port with different chains get C(backend_mismatch)),
@@ -30,14 +30,21 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.files
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:
     support: full
   platform:
     platforms: posix
+requirements:
+  - Python >= 3.9 on the host that runs the module
 options:
   hosts:
     description:

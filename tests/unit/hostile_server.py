@@ -352,3 +352,24 @@ def full_backlog():
                 filler.connect(listener.getsockname())
         time.sleep(0.1)
         yield listener.getsockname()[1]
+
+
+def resolver_table(entries: dict):
+    """A resolver for probe's resolver seam that answers from entries (name -> addresses, in order) as getaddrinfo
+    would: no resolver of a test machine knows a name with both ::1 and a 127/8 address."""
+    def resolve(host: str, port: int) -> list:
+        if host not in entries:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [answer for address in entries[host] for answer in
+                socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)]
+    return resolve
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (containers may not)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -164,7 +164,7 @@ def test_key_mismatch_names_the_key_file(files):
 
 
 def test_system_trust_bundle_is_read_and_does_not_trust_a_private_root(files, h):
-    path = analysis.system_trust_bundle()
+    path = analysis.system_trust_store()
     if path is None:
         pytest.skip("this host has no system trust bundle")
     request = analysis.load_request(paths=[str(files / "fullchain.pem")], system_roots=True,

@@ -16,7 +16,7 @@ JUDGING = {"pool": [], "roots": [], "system_roots": False, "names": [], "valid_a
 
 def _endpoint(**values) -> dict:
     return dict({"address": "127.0.0.1", "port": 25, "protocol": None, "server_name": None, "label": None,
-                 "send_sni": True, "proxy_protocol": None}, **values)
+                 "send_sni": True, "proxy_protocol": None, "every_address": False}, **values)
 
 
 def _probe_params(endpoints: list, **values) -> dict:

@@ -20,7 +20,7 @@ _STATUS = re.compile(r"^localhost \| (?P<status>[A-Z!]+) => ", re.MULTILINE)
 
 
 def run_task(tmp_path: Path, module: str, args: dict, check_mode: bool = False, diff: bool = False,
-             env: Optional[dict] = None) -> dict:
+             env: Optional[dict] = None, verbose: bool = False) -> dict:
     """Run one module with the ansible command (ad-hoc) and return its result as Ansible reports it.
 
     Besides the module's own keys: failed, stderr_of_ansible, and diff_text (what --diff printed)."""
@@ -33,6 +33,8 @@ def run_task(tmp_path: Path, module: str, args: dict, check_mode: bool = False, 
         command.append("--check")
     if diff:
         command.append("--diff")
+    if verbose:
+        command.append("-v")
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=False,
                                cwd=tmp_path)
     match = _STATUS.search(completed.stdout)
