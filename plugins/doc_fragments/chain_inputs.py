@@ -42,10 +42,27 @@ options:
     description:
       - Host names or IP addresses clients connect by, for example V(mail.example.org) and
         V(imap.example.org). Each is matched against the leaf by RFC 9525 rules.
-      - Unicode names are converted to A-labels (IDNA 2003).
+      - Only the subjectAltName counts, as for current clients; see O(cn_fallback).
+      - Unicode names are converted to A-labels (IDNA 2008 with the UTS 46 non-transitional mapping, as clients
+        resolve them; the C(idna) Python package is used where installed).
     type: list
     elements: str
     default: []
+  cn_fallback:
+    description:
+      - Also match O(names) against the subject CN of a certificate that has no subjectAltName, as legacy clients
+        do (OpenSSL's default host check, for example fetchmail and Postfix's SMTP client). Such a match still gives
+        a C(cn_only) warning.
+      - V(false) judges for current clients (Thunderbird, Apple Mail, Chromium-based clients, Python, Go, rustls),
+        which ignore the CN.
+    type: bool
+    default: false
+  max_chain_depth:
+    description:
+      - The most intermediate certificates allowed between the leaf and the trust anchor; deeper paths are not
+        followed and give C(chain_too_deep). The default is what cryptography's verifier allows.
+    type: int
+    default: 8
   valid_at:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is

@@ -14,9 +14,11 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_certificates,
     load_judgement,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.chain import DEFAULT_MAX_CHAIN_DEPTH
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.expiry import MAX_THRESHOLD_DAYS, expiry_policy, relative_time
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
+from ansible_collections.mailops.tls.plugins.module_utils.pathrules import Rules
 
 # Aliases: the names community.crypto gives the same options (certificate_complete_chain,
 # x509_certificate_info, openssl_privatekey_info), for playbooks that move from those modules.
@@ -29,6 +31,8 @@ JUDGING_SPEC = {
     "expires_soon_days": {"type": "int", "default": 30},
     "expiry_warning": {"type": "str"},
     "expiry_critical": {"type": "str"},
+    "cn_fallback": {"type": "bool", "default": False},
+    "max_chain_depth": {"type": "int", "default": DEFAULT_MAX_CHAIN_DEPTH},
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
@@ -76,6 +80,9 @@ def _judging_args(params: dict) -> dict:
     if not 0 <= params["expires_soon_days"] <= MAX_EXPIRES_SOON_DAYS:
         raise InputError(f"expires_soon_days must be from 0 to {MAX_EXPIRES_SOON_DAYS} (a century), not "
                          f"{params['expires_soon_days']}")
+    if params["max_chain_depth"] < 0:
+        raise InputError("max_chain_depth must be 0 or more (the number of intermediates allowed between the leaf "
+                         f"and the root; default {DEFAULT_MAX_CHAIN_DEPTH})")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
@@ -83,7 +90,8 @@ def _judging_args(params: dict) -> dict:
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
             "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at"), params["expires_soon_days"]),
             "expiry": expiry_policy(params["expires_soon_days"], params.get("expiry_warning"),
-                                    params.get("expiry_critical"))}
+                                    params.get("expiry_critical")),
+            "rules": Rules(cn_fallback=params["cn_fallback"], max_chain_depth=params["max_chain_depth"])}
 
 
 def judgement_from_params(params: dict) -> Judgement:

@@ -87,6 +87,13 @@ EXAMPLES = r"""
     path: /etc/postfix/chain.pem
     roots: [/etc/ssl/private-ca/root.pem]
     ignore: [root_included]
+
+- name: Judge for legacy clients that still read the CN of a certificate without subjectAltName
+  mailops.tls.mail_tls_assert:
+    path: /etc/postfix/legacy-chain.pem
+    names: [mail.example.org]
+    cn_fallback: true
+    ignore: [cn_only]
 """
 
 RETURN = r"""

@@ -66,7 +66,7 @@ notes:
   - O(path), O(content), O(private_key_path), O(private_key_passphrase), O(pkcs12_passphrase) and the output
     options describe one chain; O(chains) gives several, and then none of them may be given at the top level.
     The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days),
-    O(expiry_warning), O(expiry_critical)) apply to every chain.
+    O(expiry_warning), O(expiry_critical), O(cn_fallback), O(max_chain_depth)) apply to every chain.
 options:
   fullchain_path:
     description:

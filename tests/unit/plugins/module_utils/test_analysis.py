@@ -263,6 +263,20 @@ def test_request_from_params(files, h):
     assert result.trusted and result.key_matches is True
 
 
+def test_cn_fallback_and_max_chain_depth_reach_the_analysis(tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    legacy = inter.leaf(common_name=MAIL)
+    (tmp_path / "legacy.pem").write_bytes(pki.pem_bundle(legacy, inter))
+    (tmp_path / "root.pem").write_bytes(top.pem)
+    options = {"path": [str(tmp_path / "legacy.pem")], "roots": [str(tmp_path / "root.pem")], "names": [MAIL],
+               "system_roots": False}
+    assert codes(analysis.analyze(request_from_params(params(**options)))) == ["cn_only", "name_mismatch"]
+    assert codes(analysis.analyze(request_from_params(params(**options, cn_fallback=True)))) == ["cn_only"]
+    shallow = analysis.analyze(request_from_params(params(**options, cn_fallback=True, max_chain_depth=0)))
+    assert "chain_too_deep" in codes(shallow) and not shallow.trusted
+
+
 def test_request_from_params_with_pkcs12(files):
     request = request_from_params(params(path=[str(files / "bundle.p12")], pkcs12_passphrase=PASSPHRASE))
     assert len(request.certificates.certificates) == 2 and len(request.keys) == 1
@@ -270,6 +284,7 @@ def test_request_from_params_with_pkcs12(files):
 
 @pytest.mark.parametrize(("values", "words"), [
     ({"expires_soon_days": -1}, ["expires_soon_days", "from 0 to 36500"]),
+    ({"max_chain_depth": -1}, ["max_chain_depth", "0 or more", "default 8"]),
     ({"names": ["mail example.test"]}, ["names:", "'mail example.test'", "white space"]),
     ({"names": ["*.example.test"]}, ["names:", "wildcard"]),
     ({"names": [MAIL, ""]}, ["names:", "empty"]),

@@ -12,9 +12,11 @@ from typing import Optional
 
 import pki
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.expiry import ExpiryPolicy, Threshold
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CHAIN_CODES, CODES, SEVERITIES
@@ -257,10 +259,9 @@ def missing_server_auth(_tmp_path):
 
 
 def leaf_is_ca(_tmp_path):
-    top = pki.root()
-    inter = top.issue("Issuing CA", ca=True)
-    leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
-    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL,))
+    """A self-signed server certificate that is its own trust anchor may be a CA (private mail servers)."""
+    leaf = pki.root(MAIL, dns_names=[MAIL])
+    return Case(analyze([leaf], roots=[leaf], names=[MAIL]), leaf, 0, (MAIL,))
 
 
 POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
@@ -519,3 +520,138 @@ def test_issue_codes_are_documented():
     text = (REPO / "docs" / "issue-codes.md").read_text(encoding="utf-8")
     headings = re.findall(r"^###\s+`?([a-z_]+)`?\s*$", text, flags=re.MULTILINE)
     assert sorted(headings) == sorted(CODES)
+
+
+# --- path validation rules (pathrules.py): a case and a near miss for each --------------------------------------------
+
+PRIVATE_EXTENSION = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+
+
+def constrained(*permitted: str) -> tuple[tuple[x509.NameConstraints, bool], ...]:
+    return ((x509.NameConstraints(permitted_subtrees=[x509.DNSName(name) for name in permitted],
+                                  excluded_subtrees=None), True),)
+
+
+def chain_too_deep(_tmp_path):
+    h = pki.hierarchy(MAIL, depth=3)
+    result = analyze(h.served_chain, roots=[h.root], rules=pathrules.Rules(max_chain_depth=2))
+    assert not result.trusted and "missing_intermediate" not in codes(result)
+    return Case(result, h.leaf, 0, (MAIL, "more than 2 intermediate", "max_chain_depth"))
+
+
+def near_chain_too_deep(_tmp_path):
+    h = pki.hierarchy(MAIL, depth=3)
+    return analyze(h.served_chain, roots=[h.root], rules=pathrules.Rules(max_chain_depth=3))
+
+
+def certificate_version(_tmp_path):
+    h = simple()
+    leaf = pki.version_1(h.leaf, h.intermediates[0])
+    return Case(analyze([leaf, *h.intermediates], roots=[h.root]), leaf, 0, (MAIL, "version 1", "leaf"))
+
+
+def near_certificate_version(_tmp_path):
+    """Version 3 certificates throughout, as every current CA issues them."""
+    h = simple()
+    return analyze(h.served_chain, roots=[h.root])
+
+
+def unknown_critical_extension(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, extensions=[(PRIVATE_EXTENSION, True)])
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "1.3.6.1.4.1.55555.1"))
+
+
+def near_unknown_critical_extension(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, extensions=[(PRIVATE_EXTENSION, False)])
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def basic_constraints_not_critical(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, basic_constraints_critical=False)
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "(intermediate)",
+                                                                            "critical"))
+
+
+def near_basic_constraints_not_critical(_tmp_path):
+    """A leaf's basicConstraints (cA false) may be non-critical."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    return analyze([inter.leaf(MAIL, basic_constraints_critical=False), inter], roots=[top])
+
+
+def san_criticality(_tmp_path):
+    h = pki.hierarchy(MAIL, san_critical=True)
+    return Case(analyze(h.served_chain, roots=[h.root], names=[MAIL]), h.leaf, 0, (MAIL, "critical"))
+
+
+def near_san_criticality(_tmp_path):
+    """An empty subject needs a critical subjectAltName."""
+    h = pki.hierarchy(MAIL, san_critical=True, subject=x509.Name([]))
+    return analyze(h.served_chain, roots=[h.root], names=[MAIL])
+
+
+def ca_as_leaf(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
+    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL, "Issuing CA"))
+
+
+def issuer_missing_server_auth(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Client CA", ca=True,
+                      extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Client CA", "serverAuth"))
+
+
+def near_issuer_missing_server_auth(_tmp_path):
+    top = pki.root()
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+    inter = top.issue("Issuing CA", ca=True, extensions=[(x509.ExtendedKeyUsage(usages), False)])
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def name_constraint_violation(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Example Org CA", ca=True, extensions=constrained("example.org"))
+    leaf = inter.leaf("mail.other.test")
+    return Case(analyze([leaf, inter], roots=[top]), leaf, 0, ("mail.other.test", "Example Org CA"))
+
+
+def near_name_constraint_violation(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Example Org CA", ca=True, extensions=constrained("example.org"))
+    return analyze([inter.leaf("mail.example.org", "example.org"), inter], roots=[top])
+
+
+def many_constraints(count: int):
+    top = pki.root()
+    inter = top.issue("Busy CA", ca=True, extensions=constrained(*(f"d{n}.example.org" for n in range(count))))
+    return top, inter, inter.leaf(*(f"mail.d{n}.example.org" for n in range(count)))
+
+
+def name_constraints_too_complex(_tmp_path):
+    top, inter, leaf = many_constraints(300)  # 90,000 comparisons
+    return Case(analyze([leaf, inter], roots=[top]), inter, 1, ("Busy CA", "comparisons"))
+
+
+def near_name_constraints_too_complex(_tmp_path):
+    top, inter, leaf = many_constraints(100)
+    return analyze([leaf, inter], roots=[top])
+
+
+PATH_RULE_CASES = (chain_too_deep, certificate_version, unknown_critical_extension, basic_constraints_not_critical,
+                   san_criticality, ca_as_leaf, issuer_missing_server_auth, name_constraint_violation,
+                   name_constraints_too_complex)
+POSITIVE.update({function.__name__: function for function in PATH_RULE_CASES})
+NEAR_MISSES.update({
+    "chain_too_deep": near_chain_too_deep, "certificate_version": near_certificate_version,
+    "unknown_critical_extension": near_unknown_critical_extension,
+    "basic_constraints_not_critical": near_basic_constraints_not_critical, "san_criticality": near_san_criticality,
+    "ca_as_leaf": near_leaf_usage, "issuer_missing_server_auth": near_issuer_missing_server_auth,
+    "name_constraint_violation": near_name_constraint_violation,
+    "name_constraints_too_complex": near_name_constraints_too_complex,
+})

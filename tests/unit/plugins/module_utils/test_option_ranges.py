@@ -10,7 +10,8 @@ import pytest
 from ansible_collections.mailops.tls.plugins.module_utils import endpoint_args, module_args
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 
-JUDGING = {"pool": [], "roots": [], "system_roots": False, "names": [], "valid_at": None, "expires_soon_days": 30}
+JUDGING = {"pool": [], "roots": [], "system_roots": False, "names": [], "valid_at": None, "expires_soon_days": 30,
+           "cn_fallback": False, "max_chain_depth": 8}
 
 
 def _endpoint(**values) -> dict:
