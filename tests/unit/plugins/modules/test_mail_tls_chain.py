@@ -133,7 +133,7 @@ def test_writes_every_output_once_and_then_changes_nothing(tmp_path, inputs, com
     assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".tmp")]
 
 
-def test_owner_group_and_mode(tmp_path, inputs):
+def test_owner_group_and_mode(tmp_path, inputs, company):
     nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrnam("nogroup")
     args = dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), fullchain_owner="nobody",
                 fullchain_group="nogroup", key_path=str(out(tmp_path, "key")), key_group="nogroup",
@@ -144,14 +144,17 @@ def test_owner_group_and_mode(tmp_path, inputs):
     assert (full.st_uid, full.st_gid, stat.S_IMODE(full.st_mode)) == (nobody.pw_uid, nogroup.gr_gid, 0o644)
     assert (key.st_uid, key.st_gid, stat.S_IMODE(key.st_mode)) == (0, nogroup.gr_gid, 0o640)
 
-    # Attributes alone change in place: same inode, same content, only what differs is reported.
-    inode = full.st_ino
+    # Attributes alone change as content does, inside the call's one transaction (a new file renamed over the old
+    # one); only what differs is reported, and the file that does not change is not touched.
+    key_inode = key.st_ino
     again = run_task(tmp_path, MODULE, dict(args, fullchain_mode="0640", fullchain_owner="root"))
     assert again["changed"] is True and again["written"] == [str(out(tmp_path, "fullchain"))]
     assert again["files"][0]["changes"] == ["owner nobody -> root", "mode 0644 -> 0640"]
     assert again["files"][1]["changed"] is False
     full = out(tmp_path, "fullchain").stat()
-    assert (full.st_ino, full.st_uid, stat.S_IMODE(full.st_mode)) == (inode, 0, 0o640)
+    assert (full.st_uid, stat.S_IMODE(full.st_mode)) == (0, 0o640)
+    assert out(tmp_path, "fullchain").read_bytes() == pki.pem_bundle(*company.served_chain)
+    assert out(tmp_path, "key").stat().st_ino == key_inode
 
 
 def test_a_key_mode_readable_by_others_is_refused(tmp_path, inputs):
@@ -256,28 +259,36 @@ def test_dual_rsa_and_ecdsa_chains_from_a_pkcs12_and_pem(tmp_path):
     assert_no_key_material(result, rsa.leaf, ecdsa.leaf)
 
 
-def test_killed_between_the_temporary_file_and_the_rename_leaves_the_old_file(tmp_path, inputs, company):
-    target = out(tmp_path, "combined")
-    old = b"the old key and chain, still served\n"
-    target.write_bytes(old)
-    os.chmod(target, 0o600)
+def test_killed_between_two_renames_the_next_run_puts_the_pair_back_before_writing(tmp_path, inputs, company):
+    old = pki.hierarchy("old.example.test")
+    fullchain, key = out(tmp_path, "fullchain"), out(tmp_path, "key")
+    fullchain.write_bytes(pki.pem_bundle(*old.served_chain))
+    key.write_bytes(old.leaf.key_pem())
+    key.chmod(0o600)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
-    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_KILL_ON_RENAME_TO": os.path.realpath(target)}
-    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)), env=env)
-    assert result["failed"] is True
-    assert target.read_bytes() == old
-    # The writer died after the temporary file was complete: it is beside the target, whole, and as private as
-    # the key file.
-    (leftover,) = [name for name in os.listdir(tmp_path / "out") if name != "combined.pem"]
-    assert leftover.startswith(".combined.pem.") and leftover.endswith(".tmp")
-    assert (tmp_path / "out" / leftover).read_bytes() == expected_bytes(company)["combined"]
-    assert stat.S_IMODE((tmp_path / "out" / leftover).stat().st_mode) == 0o600
+    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_KILL_ON_RENAME_TO": os.path.realpath(key)}
+    args = dict(inputs, fullchain_path=str(fullchain), key_path=str(key))
+    killed = run_task(tmp_path, MODULE, args, env=env)
+    assert killed["failed"] is True
+    # Killed after the new chain was renamed into place and before the new key was: a mismatched pair, whole files,
+    # and the journal that says how to undo it.
+    assert fullchain.read_bytes() == expected_bytes(company)["fullchain"]
+    assert key.read_bytes() == old.leaf.key_pem()
+    assert sorted(name.rsplit(".", 1)[-1] if ".mailtls-" in name else name
+                  for name in os.listdir(tmp_path / "out")) == ["fullchain.pem", "journal", "key.pem", "new", "old",
+                                                                "old"]
 
-    # Without the kill the same task replaces the file.
-    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)))
-    assert not result["failed"], result.get("msg")
-    assert target.read_bytes() == expected_bytes(company)["combined"]
+    checked = run_task(tmp_path, MODULE, args, check_mode=True)
+    assert "an interrupted write left" in checked["stderr_of_ansible"]
+
+    again = run_task(tmp_path, MODULE, args)
+    assert not again["failed"], again.get("msg")
+    # The chain was put back first, so this run writes both files again.
+    assert again["written"] == [str(fullchain), str(key)]
+    assert fullchain.read_bytes() == expected_bytes(company)["fullchain"]
+    assert key.read_bytes() == expected_bytes(company)["key"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["fullchain.pem", "key.pem"]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
