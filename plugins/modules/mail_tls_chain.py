@@ -21,9 +21,15 @@ description:
   - When one chain of O(chains) is refused, none is written.
   - The private key is written unencrypted, as PKCS#8 PEM, so that a service reload needs no passphrase. It
     never appears in results, diffs or messages; diffs name it by type, size and the SHA-256 of its public key.
-  - Files are replaced atomically (a temporary file in the same directory, flushed to disk, then renamed over
-    the old one), so a service never reads half a file. The SELinux context of an existing file is kept.
-    A symbolic link at an output path is followed, and its target is written.
+  - All the files of one call are written as one transaction, so a service never reads half a file and never
+    a new file beside an old one once the call is over. Each new file is written beside its destination with
+    its final owner, group and mode, flushed to disk and renamed over the old one; a journal in each directory
+    lets the next call put every file back when a call was killed before its last rename. A call that fails
+    puts every file back before it reports, and says which files still changed if that fails too. The SELinux
+    context of an existing file is kept. The collection's C(docs/deploying-chains.md) describes the steps.
+  - A symbolic link at an output path is refused unless O(follow=true). A file that holds a private key is
+    refused in a directory that users other than root and the module's user own or can write, or below one
+    (a sticky directory such as C(/tmp) excepted), as OpenSSH's C(StrictModes) refuses keys.
   - When a file already holds the same bytes with the same owner, group and mode, it is not touched. Files that
     hold a private key get mode C(0600) unless told otherwise, other files C(0644); a mode that gives other
     users any access to a private key is refused.
@@ -53,8 +59,11 @@ notes:
   - Modes are octal strings, such as V('0600'), as for M(ansible.builtin.file). Quote them in YAML; an
     unquoted V(0600) also works (YAML reads it as octal), but V(600) does not and is refused. Symbolic modes
     are not supported.
-  - A process killed between writing the temporary file and the rename leaves the old file intact and a
-    temporary file named C(.<name>.<random>.tmp), mode C(0600), in the same directory.
+  - While a call writes, its directories hold files named C(.<name>.mailtls-<id>.new) and C(.old) and a journal
+    C(.mailtls-<id>.journal). A process killed meanwhile leaves them; the next call that writes into one of
+    those directories completes or undoes that write first (in check mode it warns about it).
+  - In check mode, an output whose directory does not exist yet is reported as a new file, as an earlier task
+    of the play would create the directory.
   - O(path), O(content), O(private_key_path), O(private_key_passphrase), O(pkcs12_passphrase) and the output
     options describe one chain; O(chains) gives several, and then none of them may be given at the top level.
     The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days))
@@ -270,8 +279,15 @@ options:
     default: false
   backup:
     description:
-      - Before replacing a file whose content changes, keep a copy of it named C(<path>.<pid>.<timestamp>~),
-        with its owner, group and mode. The copies are returned in RV(backup_files).
+      - When a file's content changes, keep the file it replaces under the name C(<path>.<pid>.<timestamp>~),
+        with its owner, group and mode (the old file itself under a second name, never a copy, so an old key
+        is never readable by anyone it was not readable by). The names are returned in RV(backup_files).
+    type: bool
+    default: false
+  follow:
+    description:
+      - Write the file a symbolic link at an output path points to. By default such a link is refused, so that a
+        link planted in the directory cannot redirect where a key goes.
     type: bool
     default: false
   fail_on:
@@ -340,7 +356,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 written:
-  description: Files whose content, owner, group or mode changed (in check mode, would change).
+  description: Files whose content, owner, group or mode changed (in check mode, would change). When writing
+    fails, the files that still changed after every file was put back (normally none).
   returned: always
   type: list
   elements: str
