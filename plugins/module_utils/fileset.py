@@ -174,6 +174,32 @@ def pending(directories: Sequence[str]) -> list[str]:
     return found
 
 
+def write_public(files: Sequence[tuple[str, bytes]], check_mode: bool = False,
+                 attributes: Callable[[str], bool] = lambda path: False) -> tuple[list[str], bool]:
+    """Write public files (reports, a published root), given as (resolved path, bytes), as one transaction.
+
+    A replaced file keeps its owner, group and mode, a new one gets new_file_mode(). attributes(path) applies the
+    caller's owner, group and mode options to a file and says whether one changed: it runs on each new file before
+    its rename, and on each file whose content stays. Returns the paths whose content changed (in check mode, would
+    change) and whether attributes alone changed."""
+    if check_mode:
+        changed = [path for path, data in files if existing(path).data != data]
+    else:
+        with FileSet([path for path, _data in files], prepare=lambda new, _destination: attributes(new)) as fileset:
+            writes = []
+            for path, data in files:
+                current = existing(path)
+                if current.data == data:
+                    continue
+                status = current.status
+                writes.append(Write(path, data, new_file_mode()) if status is None else
+                              Write(path, data, stat.S_IMODE(status.st_mode), status.st_uid, status.st_gid))
+            fileset.commit(writes)
+        changed = [write.path for write in writes]
+    kept = [path for path, _data in files if path not in changed and os.path.exists(path)]
+    return changed, any([attributes(path) for path in kept])
+
+
 class FileSet:
     """A context that locks the directories of a set of files, completes interrupted writes found there, and
     commits a set of writes as one transaction.
