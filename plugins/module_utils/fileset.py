@@ -216,7 +216,8 @@ class FileSet:
 
     def __enter__(self) -> FileSet:
         journals = pending(self.directories)
-        named = {os.path.dirname(entry["path"]) for journal in journals for entry in _entries(_read(journal))}
+        named = {os.path.dirname(entry["path"]) for journal in journals
+                 for entry in (_read(journal) or {}).get("files", ())}
         try:
             for directory in sorted(set(self.directories) | named):
                 self._locks.append(_lock(directory))
@@ -244,7 +245,7 @@ class FileSet:
             return {}
         transaction = secrets.token_hex(8)
         directories = sorted({os.path.dirname(w.path) for w in writes})
-        copies = [os.path.join(d, f".mailtls-{transaction}.journal") for d in directories]
+        copies = sorted(os.path.join(d, f".mailtls-{transaction}.journal") for d in directories)
         entries = [{"path": w.path, "staged": _sibling(w.path, transaction, "new"),
                     "old": _sibling(w.path, transaction, "old") if os.path.lexists(w.path) else None,
                     "staged_id": None} for w in writes]
@@ -361,17 +362,59 @@ def _create(path: str, data: bytes) -> None:
 
 
 def _read(journal: str) -> Optional[dict]:
-    """A journal's record, or None when it was cut short while being created (then nothing was staged yet)."""
+    """A journal's record, or None when it is gone or was cut short while being created (then nothing was staged).
+
+    Only a journal this module could have written is trusted: a regular file of this user, mode 0600, naming
+    only the sibling files of its own transaction in directories that hold a copy of it. Anything else is
+    refused, as a user who can write into the directory could plant it to have files renamed or removed."""
     try:
-        with open(journal, "rb") as stream:
-            record = json.loads(stream.read())
-    except (OSError, ValueError):
+        handle = os.open(journal, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:  # completing another copy of it removed it
         return None
-    return record if isinstance(record, dict) and record.get("format") == 1 else None
+    except OSError:
+        raise _untrusted(journal, "it cannot be opened as a file") from None
+    with os.fdopen(handle, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
+            raise _untrusted(journal, f"it belongs to uid {status.st_uid} with mode "
+                                      f"{stat.S_IMODE(status.st_mode):04o}, not to this task's user with mode 0600")
+        data = stream.read(1 << 20)
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    if not _valid(record, journal):
+        raise _untrusted(journal, "its content is not a journal of this module")
+    return record
 
 
-def _entries(record: Optional[dict]) -> list:
-    return list(record["files"]) if record else []
+def _valid(record, journal: str) -> bool:
+    """Whether record is the journal at that path: every name in it follows from the paths and the transaction."""
+    transaction = os.path.basename(journal)[len(".mailtls-"):-len(".journal")]
+    if not (isinstance(record, dict) and record.get("format") == 1 and isinstance(record.get("files"), list)
+            and record["files"] and isinstance(record.get("copies"), list)):
+        return False
+    if not all(_valid_entry(entry, transaction) for entry in record["files"]):
+        return False
+    copies = sorted({os.path.join(os.path.dirname(e["path"]), f".mailtls-{transaction}.journal")
+                     for e in record["files"]})
+    return record["copies"] == copies and journal in copies
+
+
+def _valid_entry(entry, transaction: str) -> bool:
+    path = entry.get("path") if isinstance(entry, dict) else None
+    if not (isinstance(path, str) and os.path.isabs(path) and os.path.normpath(path) == path):
+        return False
+    staged_id = entry.get("staged_id")
+    return (entry.get("staged") == _sibling(path, transaction, "new")
+            and entry.get("old") in (None, _sibling(path, transaction, "old"))
+            and (staged_id is None or (isinstance(staged_id, list) and len(staged_id) == 2
+                                       and all(isinstance(number, int) for number in staged_id))))
+
+
+def _untrusted(journal: str, reason: str) -> InputError:
+    return InputError(f"{journal} looks like the journal of an interrupted write, but {reason}: this module did "
+                      "not write it, so it is left alone. Check who put it there, remove it, and run again")
 
 
 def _holds(entry: dict) -> bool:

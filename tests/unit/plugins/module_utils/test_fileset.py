@@ -2,7 +2,9 @@
 """Tests for fileset.py: a set of files written as one transaction, killed at every step; destinations checked."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import stat
 from pathlib import Path
@@ -251,3 +253,37 @@ def test_a_key_may_go_below_a_sticky_directory_and_the_check_looks_at_ancestors(
     (shared / "mine").mkdir(mode=0o700)
     with pytest.raises(InputError, match=f"can write the directory {shared} "):
         fileset.destination(str(shared / "mine" / "key.pem"), private=True)
+
+
+def planted_journal(tmp_path: Path, victim: Path, **changes) -> Path:
+    """A journal that would have the next call remove victim, as a user who can write the directory could plant."""
+    status = victim.stat()
+    transaction = "0123456789abcdef"
+    entry = {"path": str(victim), "staged": str(victim.parent / f".{victim.name}.mailtls-{transaction}.new"),
+             "old": None, "staged_id": [status.st_dev, status.st_ino]}
+    entry.update(changes)
+    journal = victim.parent / f".mailtls-{transaction}.journal"
+    journal.write_text(json.dumps({"format": 1, "copies": [str(journal)], "files": [entry]}))
+    journal.chmod(0o600)
+    return journal
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+@pytest.mark.parametrize(("plant", "message"), [
+    (lambda journal: os.chown(journal, 65534, 65534),
+     "it belongs to uid 65534 with mode 0600, not to this task's user with mode 0600"),
+    (lambda journal: journal.chmod(0o644),
+     "it belongs to uid 0 with mode 0644, not to this task's user with mode 0600"),
+    (lambda journal: journal.write_text(journal.read_text().replace(".new", ".other")),
+     "its content is not a journal of this module"),
+])
+def test_a_journal_this_module_did_not_write_is_refused_and_changes_nothing(tmp_path, plant, message):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    journal = planted_journal(tmp_path, victim)
+    plant(journal)
+    with pytest.raises(InputError, match=f"{journal} looks like the journal of an interrupted write, but "
+                                         f"{re.escape(message)}: this module did not write it"), \
+            FileSet([str(tmp_path / "new.pem")]):
+        pass
+    assert victim.read_bytes() == b"precious" and journal.exists()
