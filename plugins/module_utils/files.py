@@ -19,4 +19,3 @@ def read_existing(path: str) -> Optional[bytes]:
         raise InputError(f"{path} is a directory, not a file: give the path of a file") from None
     except OSError as exc:
         raise InputError(f"{path} cannot be read: {exc.strerror}") from None
-

@@ -197,7 +197,8 @@ def write_public(files: Sequence[tuple[str, bytes]], check_mode: bool = False,
             fileset.commit(writes)
         changed = [write.path for write in writes]
     kept = [path for path, _data in files if path not in changed and os.path.exists(path)]
-    return changed, any([attributes(path) for path in kept])
+    attributes_changed = [attributes(path) for path in kept]  # every file, not only up to the first change
+    return changed, any(attributes_changed)
 
 
 class FileSet:
@@ -494,4 +495,3 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
-

@@ -19,7 +19,7 @@ description:
     fix.
   - Never fails because of the policy. It returns RV(passed) so that the play can fail after the reports are
     written, as the C(mailops.tls.audit) role does.
-  - The reports of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)): after a failure,
+  - The reports of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)). After a failure,
     or a kill and the next call, they are all new or all as before. Each is replaced only when its content
     changes; the reports include the time they were made, so each run changes them. A new report without O(mode)
     gets C(0644) less the umask, never a mode others can write. A symbolic link at a report path is refused

@@ -11,7 +11,7 @@ description:
   - Writes one certificate, usually the root from M(mailops.tls.mail_tls_root_info), into O(dest) as
     C(BASENAME.pem) and C(BASENAME.crt) (PEM, for Linux, fetchmail, Android and macOS) and C(BASENAME.cer) (DER, which
     Windows opens with a double click).
-  - The files of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)): after a failure, or
+  - The files of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)). After a failure, or
     a kill and the next call, they are all new or all as before. Each is replaced only when its content changes.
     A new file without O(mode) gets C(0644) less the umask, never a mode others can write, so nobody else can
     replace the trust anchor users download. A symbolic link at a file's path is refused unless O(follow=true).
