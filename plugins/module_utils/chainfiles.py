@@ -25,7 +25,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
-from ansible_collections.mailops.tls.plugins.module_utils.fileset import identity
+from ansible_collections.mailops.tls.plugins.module_utils.fileset import check_distinct
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedKey, load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import request_from_params
@@ -164,19 +164,6 @@ def check_mode(output: Output, option: str) -> None:
                          f"key in {output.path}: use '0600', or '0640' with a group that the mail service runs as")
 
 
-def check_distinct(outputs: Sequence[Output]) -> None:
-    """Refuse two outputs (of one chain or of several) that name the same file, also through links."""
-    seen: dict[tuple, Output] = {}
-    for output in outputs:
-        key = identity(output.path)
-        if key in seen:
-            other = seen[key]
-            alias = "" if other.path == output.path else f" ({other.path} and {output.path} are one file)"
-            raise InputError(f"{output.path} is named for both the {other.kind} and the {output.kind} output{alias}: "
-                             "give each output its own file")
-        seen[key] = output
-
-
 def chain_params(params: Mapping) -> list[tuple[str, str, dict]]:
     """(label, option prefix, options) for each chain: the top-level options, or each chains entry over the
     shared ones."""
@@ -196,7 +183,7 @@ def plan(params: Mapping) -> tuple[ChainPlan, ...]:
     """
     definitions = chain_params(params)
     outputs = [outputs_from_params(options, prefix) for _label, prefix, options in definitions]
-    check_distinct([output for chain_outputs in outputs for output in chain_outputs])
+    check_distinct([(f"{output.kind} output", output.path) for chain_outputs in outputs for output in chain_outputs])
     plans, requests = [], []
     for (label, _prefix, options), chain_outputs in zip(definitions, outputs):
         request = request_from_params(options)

@@ -144,6 +144,20 @@ def identity(path: str) -> tuple:
     return ("inode", status.st_dev, status.st_ino)
 
 
+def check_distinct(outputs: Sequence[tuple[str, str]]) -> None:
+    """Refuse two outputs, given as (what it is, path), that name one file: the same path, or one reached through
+    '..', a link or a hard link."""
+    seen: dict[tuple, tuple[str, str]] = {}
+    for what, path in outputs:
+        key = identity(path)
+        if key in seen:
+            other_what, other_path = seen[key]
+            alias = "" if other_path == path else f" ({other_path} and {path} are one file)"
+            raise InputError(f"{path} is named for both the {other_what} and the {what}{alias}: give each its "
+                             "own file")
+        seen[key] = (what, path)
+
+
 def existing(path: str) -> Existing:
     """The regular file at the resolved path, read without following a link (see destination)."""
     try:

@@ -212,7 +212,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing
-from ansible_collections.mailops.tls.plugins.module_utils.fileset import WriteError, destination, write_public
+from ansible_collections.mailops.tls.plugins.module_utils.fileset import (
+    WriteError,
+    check_distinct,
+    destination,
+    write_public,
+)
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -271,6 +276,7 @@ def main() -> None:
     params = module.params
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
     try:
+        check_distinct([(f"{kind}_path", path) for kind, path in outputs.items()])
         targets = {kind: destination(path, params["follow"], check_mode=module.check_mode)
                    for kind, path in outputs.items()}
         before = previous_document(targets.get("json"))

@@ -224,6 +224,16 @@ def test_hard_links_and_links_have_one_identity(tmp_path):
     assert fileset.identity(str(tmp_path / "x" / ".." / "new")) == fileset.identity(str(tmp_path / "new"))
 
 
+def test_two_outputs_that_are_one_file_are_refused(tmp_path):
+    (tmp_path / "report.json").write_bytes(b"{}")
+    os.link(tmp_path / "report.json", tmp_path / "copy.json")
+    with pytest.raises(InputError, match=re.escape(
+            f"{tmp_path}/copy.json is named for both the json_path and the html_path ({tmp_path}/report.json and "
+            f"{tmp_path}/copy.json are one file): give each its own file")):
+        fileset.check_distinct([("json_path", f"{tmp_path}/report.json"), ("html_path", f"{tmp_path}/copy.json")])
+    fileset.check_distinct([("json_path", f"{tmp_path}/report.json"), ("html_path", f"{tmp_path}/report.html")])
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
 @pytest.mark.parametrize(("mode", "owner", "message"), [
     (0o777, 0, "users other than its owner can write the directory {d} (mode 0777)"),

@@ -343,7 +343,7 @@ def test_links_and_directories_others_can_write_are_refused_for_keys(tmp_path, i
     same = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")),
                                            chain_path=str(out(tmp_path, "chain")), follow=True))
     assert same["failed"] is True
-    assert (f"named for both the fullchain and the chain output ({out(tmp_path, 'fullchain')} and "
+    assert (f"named for both the fullchain output and the chain output ({out(tmp_path, 'fullchain')} and "
             f"{out(tmp_path, 'chain')} are one file)") in same["msg"]
 
     shared = tmp_path / "shared"
