@@ -10,6 +10,7 @@ PYTHON      ?= python3
 VENV        := .venv
 VENV_OLDEST := .venv-oldest
 VENV_BENCH  := .venv-bench
+VENV_RELEASE := .venv-release
 BUILD       := build
 # Same layout tests/conftest.py uses: build/collections/ansible_collections/mailops/tls -> this repo.
 COLLECTIONS := $(CURDIR)/$(BUILD)/collections
@@ -18,12 +19,16 @@ SANITY_ROOT := $(BUILD)/sanity
 
 STEP := bash tests/tools/step.sh
 
-.PHONY: help venv venv-oldest bench-venv lint unit unit-oldest sanity changelog-lint integration test demo bench \
-	collection-link clean ansible-lint molecule
+.PHONY: help venv venv-oldest bench-venv lint test-packages unit unit-oldest unit-distros sanity changelog-lint \
+	integration test demo bench collection-link clean ansible-lint molecule clients release-venv release-check \
+	release docsite
 
 help:
-	@echo "targets: venv venv-oldest lint ansible-lint molecule unit unit-oldest sanity changelog-lint integration test demo bench clean"
-	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest sanity integration (what CI runs)"
+	@echo "targets: venv venv-oldest lint ansible-lint molecule test-packages unit unit-oldest unit-distros sanity"
+	@echo "         changelog-lint integration release-check test demo bench clients docsite release clean"
+	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule"
+	@echo "         release-check (what CI runs)"
+	@echo "  release = docsite pages and CHANGELOG.rst for the version in galaxy.yml (see README: Releasing)"
 
 venv:
 	@$(STEP) "venv: $(VENV) from tests/requirements.txt" env PYTHON=$(PYTHON) \
@@ -41,13 +46,22 @@ changelog-lint: venv
 		'$(VENV)/bin/antsibull-changelog lint && \
 		 $(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml && echo "changelog ok"'
 
-unit: venv
+# The Debian packages the unit tests use (as root; tests/tools/test_packages.sh).
+test-packages:
+	@$(STEP) "test-packages: publicsuffix, openssl, ca-certificates" bash tests/tools/test_packages.sh
+
+unit: venv test-packages
 	@$(STEP) "unit: pytest tests/unit (newest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV)/bin/python tests/unit
 
-unit-oldest: venv-oldest
+unit-oldest: venv-oldest test-packages
 	@$(STEP) "unit-oldest: pytest tests/unit/plugins/module_utils (oldest cryptography)" \
 		bash tests/tools/run_pytest.sh $(VENV_OLDEST)/bin/python tests/unit/plugins/module_utils
+
+# The module tests through Ansible on Debian 12's and Debian 13's own Python and cryptography (root: apt, chroot).
+unit-distros: venv collection-link
+	@$(STEP) "unit-distros: tests/unit/plugins/modules on Debian 12's and Debian 13's python3 and cryptography" \
+		bash tests/tools/distros.sh $(VENV)
 
 sanity: venv
 	@$(STEP) "sanity: ansible-test sanity on a copy in $(SANITY_ROOT)" \
@@ -64,20 +78,42 @@ ansible-lint: venv collection-link
 	@$(STEP) "ansible-lint: production profile on roles playbooks extensions/molecule" env \
 		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --offline --profile production \
-		roles/ playbooks/ extensions/molecule/
+		roles/ playbooks/ extensions/molecule/ tests/demo/demo.yml
 
-# The deploy role's molecule scenario (extensions/molecule/default): the lab on 127.0.0.210-213, no containers,
-# no dependency step (no Galaxy). Needs root like the lab; about 4 minutes.
+# The deploy role's molecule scenarios: default (this machine's daemons, the lab on 127.0.0.210-213) and trixie
+# (the same playbooks on Debian 13's daemons, 127.0.0.230-233); no containers, no dependency step (no Galaxy).
+# Needs root like the lab; about 3 minutes each.
 molecule: venv collection-link
-	@$(STEP) "molecule: molecule test (extensions/molecule/default, the lab on loopback)" env \
+	@for scenario in default trixie; do \
+		$(STEP) "molecule: molecule test --scenario-name $$scenario (the lab on loopback)" env \
 		ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home \
-		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test --scenario-name default
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test --scenario-name $$scenario || exit 1; done
 
 integration: venv collection-link
 	@$(STEP) "integration: tests/lab/install.sh (if present) and pytest tests/integration" \
 		bash tests/tools/integration.sh $(VENV) $(COLLECTIONS)
 
-test: lint ansible-lint changelog-lint unit unit-oldest sanity integration molecule
+# The tools a collection is checked with before it is published, apart from .venv (their own pins).
+release-venv:
+	@$(STEP) "release-venv: $(VENV_RELEASE) from tests/requirements-release.txt" env PYTHON=$(PYTHON) \
+		bash tests/tools/mkvenv.sh $(VENV_RELEASE) tests/requirements-release.txt
+
+# The tarball as users get it: no development files, antsibull-docs lint, galaxy-importer, ansible-builder.
+release-check: release-venv
+	@$(STEP) "release-check: build the tarball, check its contents, antsibull-docs, galaxy-importer, ansible-builder" \
+		bash tests/tools/release_check.sh $(VENV_RELEASE) $(BUILD)/release
+
+docsite:
+	@$(STEP) "docsite: docs/docsite/rst from the Markdown guides in docs/" bash tests/tools/docsite.sh
+
+# Regenerates the release named by galaxy.yml's version from every fragment, including fragments added
+# after the release was first made (--update-existing, --refresh-fragments; fragments are kept).
+release: venv docsite
+	@$(STEP) "release: CHANGELOG.rst and changelogs/changelog.yaml for galaxy.yml's version" env \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/antsibull-changelog release --reload-plugins \
+		--update-existing --refresh-fragments without-archives
+
+test: lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule release-check
 	@echo
 	@echo "==== test: all steps passed ===="
 
@@ -96,6 +132,12 @@ bench: venv bench-venv collection-link
 	@$(STEP) "bench: tests/bench/bench.py (4-10 minutes)" env VENV=$(VENV) \
 		$(VENV_BENCH)/bin/python tests/bench/bench.py --write docs/performance.md
 
+# The client matrix (as root, 3-4 minutes): every mail client of tests/clients/clients.py against every chain of
+# tests/clients/scenarios.py on a one-backend lab; writes docs/clients.md and plugins/module_utils/client_results.py.
+clients: venv collection-link
+	@$(STEP) "clients: tests/clients/matrix.py (every client against every scenario on the lab)" bash -c \
+		'sh tests/lab/install.sh && sh tests/clients/install.sh && $(VENV)/bin/python tests/clients/matrix.py'
+
 clean:
-	rm -rf $(VENV) $(VENV_OLDEST) $(BUILD) tests/output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_OLDEST) $(VENV_RELEASE) $(BUILD) tests/output .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

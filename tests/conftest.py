@@ -23,3 +23,9 @@ def _collection_root() -> Path:
 
 
 sys.path.insert(0, str(_collection_root()))
+
+# With CI=true, a skipped test not on tests/skip_policy.py's allowlist fails the run: its hooks, registered here.
+import skip_policy  # noqa: E402
+
+pytest_runtest_logreport = skip_policy.pytest_runtest_logreport
+pytest_sessionfinish = skip_policy.pytest_sessionfinish

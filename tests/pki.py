@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from cryptography import x509
@@ -239,6 +241,27 @@ def _tlv(tag: int, content: bytes) -> bytes:
         return bytes((tag, length)) + content
     size = (length.bit_length() + 7) // 8
     return bytes((tag, 0x80 | size)) + length.to_bytes(size, "big") + content
+
+
+def openssl_ca(tmp_path: Path, issuer: Optional[Issued], common_name: str, digest: str = "sha1") -> Issued:
+    """A CA certificate signed with digest by the openssl command (cryptography refuses to sign with SHA-1)."""
+    key = new_key()
+    stem = tmp_path / common_name.replace(" ", "_")
+    key_file, csr, out, ext = (stem.with_suffix(suffix) for suffix in (".key", ".csr", ".pem", ".ext"))
+    key_file.write_bytes(Issued(None, key).key_pem())
+    ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    subprocess.run(["openssl", "req", "-new", "-key", key_file, "-subj", f"/O=mailops test/CN={common_name}",
+                    "-out", csr], check=True, capture_output=True)
+    if issuer is None:
+        signer = ["-signkey", key_file]
+    else:
+        (tmp_path / "issuer.pem").write_bytes(issuer.pem)
+        (tmp_path / "issuer.key").write_bytes(issuer.key_pem())
+        signer = ["-CA", tmp_path / "issuer.pem", "-CAkey", tmp_path / "issuer.key", "-set_serial", "4711"]
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, *signer, f"-{digest}", "-days", "400", "-extfile", ext,
+                    "-out", out], check=True, capture_output=True)
+    return Issued(x509.load_pem_x509_certificate(out.read_bytes()), key)
 
 
 def pem_bundle(*issued: Issued) -> bytes:

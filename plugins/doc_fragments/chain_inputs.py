@@ -21,6 +21,7 @@ options:
     type: list
     elements: path
     default: []
+    aliases: [intermediate_certificates]
   roots:
     description:
       - Files or directories of trust anchors, for example the root of a private CA.
@@ -28,10 +29,13 @@ options:
     type: list
     elements: path
     default: []
+    aliases: [root_certificates]
   system_roots:
     description:
-      - Also trust the system trust store of the host that runs the module (Debian, Ubuntu, RHEL, SUSE and
-        Alpine locations).
+      - Also trust the system trust store of the host that runs the module, found as OpenSSL finds it.
+      - That is the bundle named by E(SSL_CERT_FILE), else the hashed directory named by E(SSL_CERT_DIR), else the
+        default bundle or directory of the Python's OpenSSL (C(ssl.get_default_verify_paths())), else the
+        Debian, Ubuntu, RHEL, SUSE or Alpine bundle.
     type: bool
     default: true
   names:
@@ -46,15 +50,17 @@ options:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is
         given), for example V(2027-01-31) to see what will have expired by then.
+      - It and the end of the O(expires_soon_days) period after it must fall within the years 1 to 9999 (UTC).
     type: str
   expires_soon_days:
     description:
       - Report an issue with code C(expires_soon) for each certificate of the chain that expires within
         this many days.
+      - From 0 to 36500 (a century).
     type: int
     default: 30
 requirements:
-  - cryptography >= 36.0 on the host that runs the module
+  - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 """
 
     FILES = r"""
@@ -79,10 +85,12 @@ options:
       - The private key of the leaf (PKCS#1, PKCS#8, SEC1, DER, or a PKCS#12 file), checked against the leaf.
       - The key never appears in any result or message.
     type: path
+    aliases: [privatekey_path]
   private_key_passphrase:
     description:
       - Passphrase of an encrypted private key.
     type: str
+    aliases: [privatekey_passphrase]
   pkcs12_passphrase:
     description:
       - Passphrase of PKCS#12 files among O(path) or O(private_key_path).
@@ -124,6 +132,7 @@ options:
         description:
           - The public name clients use, for example the load balancer's name. Sent as SNI and used for the
             identity check.
+          - Checked as O(names) are before any endpoint is probed; a host name that is not valid fails the task.
         type: str
       label:
         description:
@@ -141,6 +150,17 @@ options:
             connections from a load balancer.
         type: str
         choices: [v1, v2]
+      every_address:
+        description:
+          - Probe every address O(endpoints[].address) resolves to (A and AAAA records) as an endpoint of its
+            own, for example to check a dual-stack name over IPv4 and IPv6. The name stays the server name
+            (SNI and identity check), so addresses that present different chains get C(backend_mismatch).
+          - With V(false), the addresses are tried in the resolver's order until one accepts the connection,
+            and RV(mailops.tls.mail_tls_endpoint_info#module:endpoints[].peer_address) says which one did.
+          - The name lookup counts against O(timeout) (with V(true), each lookup has a deadline of its own
+            before the probes start).
+        type: bool
+        default: false
   key_types:
     description:
       - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
@@ -151,13 +171,14 @@ options:
     default: []
   timeout:
     description:
-      - Seconds each probe may take in total, connect, protocol dialogue and handshake together.
+      - Seconds each probe may take in total, name lookup, connect, protocol dialogue and handshake together.
         One slow or hostile endpoint never delays the others beyond this.
+      - More than 0 and at most 3600.
     type: float
     default: 10
   concurrency:
     description:
-      - How many endpoints are probed at once.
+      - How many endpoints are probed at once, from 1 to 1024.
     type: int
     default: 16
 """

@@ -14,19 +14,25 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils import tlsa as tlsalib
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
+    HASHED_NAME,
     Loaded,
     LoadedCertificate,
     LoadedKey,
+    files_in,
     load_bytes,
     load_paths,
+    read_file,
 )
 
 # Where distributions keep the system trust store as one bundle: Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine/BSD.
+# Only consulted when the Python's OpenSSL knows no store of its own (a Python built against another OpenSSL).
 SYSTEM_TRUST_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
@@ -35,9 +41,29 @@ SYSTEM_TRUST_BUNDLES = (
 )
 
 
-def system_trust_bundle() -> Optional[str]:
-    """The first system trust bundle present on this host, or None."""
-    return next((path for path in SYSTEM_TRUST_BUNDLES if os.path.isfile(path)), None)
+def system_trust_store() -> Optional[str]:
+    """The trust store TLS clients of this host use, as OpenSSL finds it: the SSL_CERT_FILE bundle, else the
+    SSL_CERT_DIR hashed directory, else OpenSSL's default bundle or directory, else a distribution's bundle;
+    None when there is none."""
+    import ssl  # here: only modules that read the system store pay for importing it
+
+    paths = ssl.get_default_verify_paths()  # applies SSL_CERT_FILE and SSL_CERT_DIR when they name what exists
+    if os.environ.get(paths.openssl_cafile_env) and paths.cafile:
+        return paths.cafile
+    if os.environ.get(paths.openssl_capath_env) and paths.capath:
+        return paths.capath
+    return paths.cafile or next((path for path in SYSTEM_TRUST_BUNDLES if os.path.isfile(path)), None) or paths.capath
+
+
+def load_trust_store(path: Optional[str]) -> Loaded:
+    """The certificates of a trust store bundle, or of a hashed directory (only its hash-named files, as OpenSSL
+    reads it: the bundle and the named copies beside them would repeat every certificate)."""
+    if not path:
+        return Loaded()
+    if os.path.isdir(path):
+        return load_paths([name for name in files_in(path) if HASHED_NAME.match(os.path.basename(name))],
+                          check=False)
+    return load_paths([path], check=False)
 
 
 @dataclass(frozen=True)
@@ -88,8 +114,13 @@ class Analysis:
         return tuple(f for f in self.findings if f.severity == ERROR)
 
     def as_dict(self) -> dict:
+        leaf = self.chain[0].info.sha256 if self.chain else None
+
         def entry(item: ChainEntry) -> dict:
-            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source)
+            # The TLSA records that would match it: DANE-EE for the leaf, DANE-TA for every other certificate.
+            usage = tlsalib.DANE_EE if item.info.sha256 == leaf else tlsalib.DANE_TA
+            return dict(item.info.as_dict(self.valid_at), index=item.index, source=item.source,
+                        tlsa=[str(record) for record in tlsalib.certificate_records(item.der, usage)])
 
         return {
             "certificates": [entry(item) for item in self.certificates],
@@ -147,9 +178,9 @@ def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_r
                    expires_soon_days: int = 30) -> Judgement:
     """Read the pool and the trust anchors once; raises InputError for unreadable files."""
     require_cryptography()
-    system = system_trust_bundle() if system_roots else None
     return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
-                     system_roots=load_paths([system], check=False) if system else Loaded(), names=tuple(names),
+                     system_roots=load_trust_store(system_trust_store()) if system_roots else Loaded(),
+                     names=tuple(names),
                      valid_at=valid_at, expires_soon_days=expires_soon_days)
 
 
@@ -160,8 +191,23 @@ def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, 
     given = load_paths(paths, passphrases)
     if content:
         given = given + load_bytes(content.encode(), "content", passphrases)
-    key_source = load_paths([private_key_path], passphrases) if private_key_path else Loaded()
+    key_source = _private_key_file(private_key_path, passphrases) if private_key_path else Loaded()
     return Loaded(given.certificates, (), given.findings + key_source.findings), given.keys + key_source.keys
+
+
+def _private_key_file(path: str, passphrases: Sequence[Optional[bytes]]) -> Loaded:
+    """The keys of the file private_key_path names; a no_private_key finding when it holds none and nothing in it
+    is a damaged or locked key (parse_error says that already)."""
+    if os.path.isdir(path):
+        raise InputError(f"private_key_path {path} is a directory: name the leaf's private key file itself, for "
+                         "example /etc/ssl/private/mail.key")
+    loaded = load_bytes(read_file(path), path, passphrases)
+    if loaded.keys or any(f.code == "parse_error" for f in loaded.findings):
+        return Loaded((), loaded.keys, loaded.findings)
+    held = f"{len(loaded.certificates)} certificate(s)" if loaded.certificates else "no key block"
+    return Loaded(findings=(*loaded.findings, finding(
+        "no_private_key", f"private_key_path {path} holds no private key, only {held}: no key was checked against "
+        "the leaf; name the file of the leaf's private key (PEM, DER or PKCS#12)")))
 
 
 def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),

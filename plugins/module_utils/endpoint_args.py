@@ -3,12 +3,14 @@
 """The live-endpoint option set (documented once in doc_fragments/chain_inputs.py, ENDPOINTS)."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import EndpointReport, probe_and_judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import judgement_from_params
+from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint
 from ansible_collections.mailops.tls.plugins.module_utils.starttls import PROTOCOLS
 
@@ -20,6 +22,7 @@ ENDPOINT_OPTIONS = {
     "label": {"type": "str"},
     "send_sni": {"type": "bool", "default": True},
     "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
+    "every_address": {"type": "bool", "default": False},
 }
 ENDPOINT_SPEC = {
     "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
@@ -29,13 +32,35 @@ ENDPOINT_SPEC = {
 }
 
 
+# Bounds of the probe options: an hour per endpoint is far beyond any mail server's greeting and handshake.
+MAX_TIMEOUT = 3600.0
+MAX_CONCURRENCY = 1024
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20\x7f]")
+
+
 def endpoints_from_params(params: dict) -> list[Endpoint]:
-    """The endpoints option as probe Endpoints; the probe checks each one's values."""
-    if params["timeout"] <= 0:
-        raise InputError("timeout must be more than 0 seconds")
-    return [Endpoint(address=item["address"], port=item["port"], protocol=item.get("protocol"),
-                     server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
-                     proxy_protocol=item.get("proxy_protocol")) for item in params["endpoints"] or ()]
+    """The endpoints option as probe Endpoints, every value checked before anything is probed."""
+    if not 0 < params["timeout"] <= MAX_TIMEOUT:  # also false for NaN
+        raise InputError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {params['timeout']}")
+    if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
+        raise InputError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, not {params['concurrency']}")
+    return [_endpoint(position, item) for position, item in enumerate(params["endpoints"] or ())]
+
+
+def _endpoint(position: int, item: dict) -> Endpoint:
+    where = f"endpoints[{position}]"
+    address = item["address"]
+    if not address or len(address) > 253 or _UNSAFE_ADDRESS.search(address):
+        raise InputError(f"{where}: address {address[:80]!r} is not a host name or IP address: give one such as "
+                         "mail.example.org or 192.0.2.25, without spaces or control characters")
+    if item.get("server_name") is not None:
+        try:
+            match_names([item["server_name"]], (), (), ())
+        except InputError as exc:
+            raise InputError(f"{where} ({address}): server_name: {exc}") from None
+    return Endpoint(address=address, port=item["port"], protocol=item.get("protocol"),
+                    server_name=item.get("server_name"), label=item.get("label"), send_sni=item["send_sni"],
+                    proxy_protocol=item.get("proxy_protocol"), every_address=item["every_address"])
 
 
 def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:

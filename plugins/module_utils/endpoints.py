@@ -44,7 +44,8 @@ class EndpointReport:
         analysis = self.analysis.as_dict() if self.analysis else None
         error = None if self.probe.ok else {"code": self.probe.error_code, "message": self.probe.error_message}
         return {
-            "name": self.name, "address": endpoint.address, "port": endpoint.port, "protocol": endpoint.dialect,
+            "name": self.name, "address": endpoint.address, "peer_address": self.probe.peer_address,
+            "port": endpoint.port, "protocol": endpoint.dialect,
             "server_name": endpoint.server_name, "sni": endpoint.sni, "label": endpoint.label,
             "key_type_requested": endpoint.key_type, "key_type": self.probe.key_type,
             "ok": self.probe.ok, "error": error,

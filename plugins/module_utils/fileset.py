@@ -84,7 +84,7 @@ def destination(path: str, follow: bool = False, private: bool = False, check_mo
     """The file to write for path: refuses a symbolic link unless follow, anything but a regular file, a missing
     directory (except in check mode, where an earlier task would create it) and, for a file that holds a private
     key, a directory other users can write."""
-    absolute = os.path.abspath(path)
+    absolute = os.path.abspath(_file_name(path))
     target = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
     if os.path.islink(target):
         if not follow:
@@ -102,6 +102,13 @@ def destination(path: str, follow: bool = False, private: bool = False, check_mo
     if private:
         check_private_directory(directory, path)
     return target
+
+
+def _file_name(path: str) -> str:
+    """path, once it is known to be one a file can have."""
+    if "\x00" in path:
+        raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
+    return path
 
 
 def check_private_directory(directory: str, path: str) -> None:
@@ -136,7 +143,7 @@ def check_private_directory(directory: str, path: str) -> None:
 def identity(path: str) -> tuple:
     """What a path names once links are resolved: its inode when it exists (so hard links compare equal), else its
     real path."""
-    real = os.path.realpath(path)
+    real = os.path.realpath(_file_name(path))
     try:
         status = os.stat(real)
     except OSError:

@@ -35,6 +35,7 @@ CODES = {
     "wildcard_used": (WARNING, "a name is matched only by a wildcard, which some mail clients reject"),
     "cn_only": (WARNING, "a name is only in the subject CN, which modern clients ignore"),
     "key_mismatch": (ERROR, "the private key does not belong to the leaf certificate"),
+    "no_private_key": (ERROR, "the file given as the private key holds no private key"),
     "weak_key": (ERROR, "a key is too small to be trusted"),
     "weak_signature": (ERROR, "a certificate is signed with MD5 or SHA-1"),
     "missing_server_auth": (ERROR, "the leaf's extended key usage does not allow TLS servers"),
@@ -56,6 +57,17 @@ CODES = {
     "setting_overridden": (WARNING, "another setting overrides the deployed certificate files"),
     "tlsproxy_overridden": (WARNING, "postscreen's TLS proxy was given certificate files of its own"),
     "old_chain_served": (ERROR, "after the deployment a port still presents the previous chain"),
+    # DNS: DANE TLSA records (RFC 7672) and MTA-STS (RFC 8461), which sending servers enforce on port 25.
+    "dns_lookup_failed": (ERROR, "a DNS lookup failed, or its DNSSEC validation did (a bogus signature)"),
+    "tlsa_mismatch": (ERROR, "no usable TLSA record authenticates the chain, so DANE senders defer mail"),
+    "tlsa_unusable": (WARNING, "a TLSA record cannot authenticate SMTP (PKIX-TA, PKIX-EE or unknown parameters)"),
+    "tlsa_insecure": (WARNING, "TLSA records are published but not DNSSEC-validated, so DANE does not apply"),
+    "tlsa_leftover": (INFO, "a TLSA record matches no certificate the server presents"),
+    "mta_sts_invalid": (ERROR, "the MTA-STS record or policy cannot be fetched or parsed"),
+    "mta_sts_mx_mismatch": (ERROR, "an MX host matches no mx pattern of the MTA-STS policy"),
+    "mta_sts_certificate": (ERROR, "an MX host's certificate is not valid for its name under Web PKI rules"),
+    "mta_sts_missing": (INFO, "the domain publishes no MTA-STS policy"),
+    "tls_rpt_missing": (INFO, "the domain publishes no TLS-RPT record (_smtp._tls)"),
 }
 
 # Codes only live endpoints give: a probe that saw no chain, or chains that differ between endpoints.
@@ -63,7 +75,10 @@ PROBE_ERROR_CODES = ("connect_refused", "connect_timeout", "connect_failed", "st
                      "starttls_rejected", "protocol_error", "tls_handshake_failed", "timeout", "probe_unsupported")
 ENDPOINT_CODES = (*PROBE_ERROR_CODES, "backend_mismatch", "service_mismatch")
 DEPLOY_CODES = ("intermediate_in_cafile", "setting_overridden", "tlsproxy_overridden", "old_chain_served")
-CHAIN_CODES = tuple(code for code in CODES if code not in ENDPOINT_CODES and code not in DEPLOY_CODES)
+DANE_CODES = ("dns_lookup_failed", "tlsa_mismatch", "tlsa_unusable", "tlsa_insecure", "tlsa_leftover")
+MTA_STS_CODES = ("mta_sts_invalid", "mta_sts_mx_mismatch", "mta_sts_certificate", "mta_sts_missing", "tls_rpt_missing")
+CHAIN_CODES = tuple(code for code in CODES
+                    if code not in (*ENDPOINT_CODES, *DEPLOY_CODES, *DANE_CODES, *MTA_STS_CODES))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import functools
 import itertools
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ _PKCS7_LABELS = {b"PKCS7", b"CMS", b"PKCS #7 SIGNED DATA"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 _IGNORED_LABELS = {b"EC PARAMETERS", b"DH PARAMETERS", b"X509 CRL", b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST",
                    b"PUBLIC KEY"}
+# The most one input file may hold: a pool of 10,000 certificates is about 15 MiB of PEM, a system CA bundle 0.2 MiB.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
 CERTIFICATE_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".p12", ".pfx", ".ca-bundle", ".0")
 
 
@@ -110,7 +113,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
             continue
         if end_label != label:
             findings.append(_parse_error(source, number, f"BEGIN {label.decode()} ends with END "
-                                         f"{end_label.decode('ascii', 'backslashreplace')}"))
+                                         f"{certlib.printable(end_label.decode('ascii', 'backslashreplace'))}"))
             continue
         if label in _KEY_LABELS:
             loaded = _load_pem_key(_canonical_pem(label, body), source, number, passphrases)
@@ -165,8 +168,12 @@ def _pem_blocks(data: bytes):
     """Yield (label, body, END label or None when the block is truncated) for each PEM block in data.
 
     Plain find() instead of one regular expression over the file: a CA bundle of thousands of
-    certificates is scanned at C speed. Text that only looks like a BEGIN line is surrounding text."""
+    certificates is scanned at C speed. Text that only looks like a BEGIN line is surrounding text.
+    Linear in the size of data: the next END line found is kept while later blocks start before it, so
+    thousands of blocks without an END line do not each search the rest of the data again."""
     position = 0
+    end = end_label_end = -1  # the END line after the current block, as last found
+    searched_to = 0  # no END line starts at or after this position when end < 0
     while True:
         begin = data.find(_BEGIN, position)
         if begin < 0:
@@ -177,9 +184,11 @@ def _pem_blocks(data: bytes):
             position = begin + len(_BEGIN)
             continue
         body_start = label_end + len(_DASHES)
-        end = data.find(_END, body_start)
+        if end < body_start and (end >= 0 or searched_to <= body_start):
+            end = data.find(_END, body_start)
+            end_label_end = data.find(_DASHES, end + len(_END)) if end >= 0 else -1
+            searched_to = len(data) if end < 0 else end
         following = data.find(_BEGIN, body_start)
-        end_label_end = data.find(_DASHES, end + len(_END)) if end >= 0 else -1
         if end < 0 or end_label_end < 0 or 0 <= following < end:
             stop = following if following >= 0 else len(data)
             yield label, data[body_start:stop], None
@@ -348,17 +357,58 @@ def _looks_like_pkcs12(data: bytes) -> bool:
             and parts[1][0] == derlib.SEQUENCE)
 
 
-def read_file(path: str) -> bytes:
-    """Read a file the operator named, or raise InputError saying why it cannot be read."""
+def may_hold_private_key(text: str) -> bool:
+    """Whether option text may hold a private key: a PEM key block, or text that is not PEM at all."""
+    return "PRIVATE KEY" in text or _BEGIN.decode() not in text
+
+
+def read_file(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Read a regular file the operator named, of at most limit bytes, or raise InputError saying why it cannot be
+    read. Opened without blocking, so a FIFO is refused instead of waiting for a writer forever."""
+    if "\x00" in path:
+        raise InputError(f"{certlib.printable(path)} contains a NUL character, which no file name can hold")
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist: check the path (on the managed host, not the controller)") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory; name a file, or use pool/roots, which take directories") from None
     except OSError as exc:
         raise InputError(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(handle).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path} is a directory; name a file, or use pool/roots, which take directories")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path} is {_file_kind(mode)}, not a regular file: name a file of certificates or keys")
+        data = _read_up_to(handle, limit + 1)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(handle)
+    if len(data) > limit:
+        raise InputError(f"{path} is larger than {limit / (1024 * 1024):g} MiB, the most a certificate, key or pool "
+                         "file may hold: split it, or name the directory of its certificates as pool")
+    return data
+
+
+def _read_up_to(handle: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.read(handle, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
+HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.\d+$")
+"""How OpenSSL names the certificates of a hashed directory (c_rehash, SSL_CERT_DIR): subject hash and a number."""
 
 
 def files_in(path: str) -> list[str]:
@@ -372,7 +422,7 @@ def files_in(path: str) -> list[str]:
         real = os.path.realpath(full)
         if real in seen or not os.path.isfile(real):
             continue
-        if name.lower().endswith(CERTIFICATE_SUFFIXES) or re.match(r"^[0-9a-f]{8}\.\d+$", name):
+        if name.lower().endswith(CERTIFICATE_SUFFIXES) or HASHED_NAME.match(name):
             seen.add(real)
             files.append(full)
     return files

@@ -17,9 +17,11 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
 
+# Aliases: the names community.crypto gives the same options (certificate_complete_chain,
+# x509_certificate_info, openssl_privatekey_info), for playbooks that move from those modules.
 JUDGING_SPEC = {
-    "pool": {"type": "list", "elements": "path", "default": []},
-    "roots": {"type": "list", "elements": "path", "default": []},
+    "pool": {"type": "list", "elements": "path", "default": [], "aliases": ["intermediate_certificates"]},
+    "roots": {"type": "list", "elements": "path", "default": [], "aliases": ["root_certificates"]},
     "system_roots": {"type": "bool", "default": True},
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
@@ -28,16 +30,21 @@ JUDGING_SPEC = {
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
     "content": {"type": "str", "no_log": True},
-    "private_key_path": {"type": "path"},
-    "private_key_passphrase": {"type": "str", "no_log": True},
+    "private_key_path": {"type": "path", "aliases": ["privatekey_path"]},
+    "private_key_passphrase": {"type": "str", "no_log": True, "aliases": ["privatekey_passphrase"]},
     "pkcs12_passphrase": {"type": "str", "no_log": True},
 }
 CHAIN_INPUT_SPEC = dict(JUDGING_SPEC, **FILE_INPUT_SPEC)
 CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
 
-def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
-    """ISO 8601 date or date-time (UTC when no offset is given), or None for now."""
+# The longest warning period: a century, more than any certificate is valid for.
+MAX_EXPIRES_SOON_DAYS = 36500
+
+
+def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional[datetime.datetime]:
+    """ISO 8601 date or date-time (UTC when no offset is given), or None for now. The time and the end of the
+    warning period after it must both fall within the years 1 to 9999 in UTC, as Python's dates do."""
     if not value:
         return None
     text = value.strip()
@@ -48,19 +55,26 @@ def parse_valid_at(value: Optional[str]) -> Optional[datetime.datetime]:
     except ValueError:
         raise InputError(f"valid_at {value!r} is not an ISO 8601 date or date-time, e.g. 2027-01-31 or "
                          "2027-01-31T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    try:
+        parsed.astimezone(datetime.timezone.utc) + datetime.timedelta(days=expires_soon_days)
+    except OverflowError:
+        raise InputError(f"valid_at {value!r} plus expires_soon_days ({expires_soon_days}) is outside the years 1 "
+                         "to 9999 in UTC: give an earlier time or fewer days") from None
+    return parsed
 
 
 def _judging_args(params: dict) -> dict:
     """The judging options, checked, as keyword arguments of analysis.load_judgement."""
-    if params["expires_soon_days"] < 0:
-        raise InputError("expires_soon_days must be 0 or more")
+    if not 0 <= params["expires_soon_days"] <= MAX_EXPIRES_SOON_DAYS:
+        raise InputError(f"expires_soon_days must be from 0 to {MAX_EXPIRES_SOON_DAYS} (a century), not "
+                         f"{params['expires_soon_days']}")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
-            "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at")),
+            "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at"), params["expires_soon_days"]),
             "expires_soon_days": params["expires_soon_days"]}
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional, Union
 
+from ansible_collections.mailops.tls.plugins.module_utils.certs import printable
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 
 __all__ = [
@@ -199,7 +200,11 @@ def match_name(
     common_names: Sequence[str],
     psl: Optional[PublicSuffixList] = None,
 ) -> NameMatch:
-    """Tell whether a certificate with these names is valid for ``wanted``; raise InputError if it is unusable."""
+    """Tell whether a certificate with these names is valid for ``wanted``; raise InputError if it is unusable.
+
+    The certificate's names are used with control characters escaped, so that they cannot forge lines in reasons
+    and messages; a name with one is never a valid host name, so no verdict changes."""
+    dns_names, common_names = [printable(n) for n in dns_names], [printable(n) for n in common_names]
     address = _parse_wanted_address(wanted)
     if address is not None:
         return _match_address(wanted, address, dns_names, ip_addresses, common_names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES, ERROR, WARNING, Finding
 
@@ -41,9 +42,11 @@ def evaluate(findings: Sequence[Finding], fail_on: Sequence[str] = (), ignore: S
 
 
 def failure_message(violations: Sequence[Finding], subject: str) -> str:
-    """One line per violation, so a pipeline log shows each on its own."""
+    """One line per violation, so a pipeline log shows each on its own, naming the mail clients that refused such a
+    chain in the client lab."""
     lines = [f"{subject}: {len(violations)} policy violation(s):"]
-    lines.extend(f"- [{f.code}] {_one_line(f.message)}" for f in violations)
+    lines.extend(" ".join(filter(None, (f"- [{f.code}] {_one_line(f.message)}", clients_note(f.code))))
+                 for f in violations)
     return "\n".join(lines)
 
 

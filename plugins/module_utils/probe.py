@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ansible_collections.mailops.tls.plugins.module_utils import der
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
@@ -63,6 +63,7 @@ class Endpoint:
     send_sni: bool = True
     proxy_protocol: Optional[str] = None  # 'v1' or 'v2': send a HAProxy PROXY header first
     key_type: Optional[str] = None  # 'rsa' or 'ecdsa': ask for that certificate (TLS 1.2 only, see KEY_TYPE_CIPHERS)
+    every_address: bool = False  # probe_many: one probe per address of the name (A and AAAA) instead of the first
 
     def __post_init__(self) -> None:
         _check_choice(self, "protocol", self.protocol, PROTOCOLS)
@@ -101,6 +102,7 @@ class ProbeResult:
     error_message: Optional[str] = None  # names the endpoint and says what happened
     seconds: float = 0.0  # from the start of connect to the end of the handshake or the failure
     key_type: Optional[str] = None  # of the leaf as served: rsa, ecdsa, ed25519, ed448, dsa
+    peer_address: Optional[str] = None  # the IP address that accepted the connection; None when none did
 
 
 def _check_choice(endpoint: Endpoint, field: str, value: Optional[str], choices: Sequence[str]) -> None:
@@ -119,13 +121,52 @@ def _is_ip(address: str) -> bool:
 
 # Connecting
 
-def _connect(endpoint: Endpoint, deadline: Deadline) -> socket.socket:
-    """Like socket.create_connection, but each address gets only the time left of the one deadline."""
-    # getaddrinfo has no timeout parameter: name resolution is bounded by the resolver's own timeouts.
+Resolver = Callable[[str, int], Sequence[tuple]]
+"""Name lookup as socket.getaddrinfo(host, port, type=SOCK_STREAM) answers it: (family, type, proto, canonical
+name, socket address) tuples. The seam tests point at their own answers, as DNS layers point at a lab resolver."""
+
+
+def system_resolver(host: str, port: int) -> Sequence[tuple]:
+    """The host's own resolver (/etc/hosts, DNS, ... as nsswitch.conf says)."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _numeric(host: str, port: int) -> Sequence[tuple]:
+    """An IP address as getaddrinfo answers it, without asking any resolver."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+
+
+def _resolve(endpoint: Endpoint, deadline: Deadline, resolver: Resolver) -> list[tuple]:
+    """The endpoint's addresses, each once, in the resolver's order, looked up within the deadline."""
+    answer: list = []
+    if _is_ip(endpoint.address):  # no lookup: nothing can stall
+        _lookup(_numeric, endpoint, answer)
+    else:
+        # getaddrinfo has no timeout: it runs in a thread of its own that the probe stops waiting for at the
+        # deadline; the thread ends by itself when the resolver gives up.
+        lookup = threading.Thread(target=_lookup, args=(resolver, endpoint, answer), daemon=True,
+                                  name="mailops-resolve")
+        lookup.start()
+        lookup.join(max(deadline.remaining(), 0))
+    if not answer:
+        raise ProbeError("connect_timeout", f"the name lookup of {endpoint.address} did not finish within the "
+                                            f"{deadline.seconds:g} s deadline (a slow or unreachable DNS resolver?)")
+    if isinstance(answer[0], Exception):
+        raise ProbeError("connect_failed", f"cannot resolve {endpoint.address}: {answer[0]}")
+    return list({entry[4][:2]: entry for entry in answer[0]}.values())
+
+
+def _lookup(resolver: Resolver, endpoint: Endpoint, answer: list) -> None:
     try:
-        addresses = socket.getaddrinfo(endpoint.address, endpoint.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ProbeError("connect_failed", f"cannot resolve {endpoint.address}: {exc}") from None
+        answer.append(resolver(endpoint.address, endpoint.port))
+    except (OSError, UnicodeError) as exc:
+        answer.append(exc)
+
+
+def _connect(endpoint: Endpoint, deadline: Deadline, resolver: Resolver) -> socket.socket:
+    """Like socket.create_connection: the endpoint's addresses in turn until one accepts, but the lookup and
+    every address get only the time left of the one deadline."""
+    addresses = _resolve(endpoint, deadline, resolver)
     error = ProbeError("connect_timeout", f"no time left to connect within the {deadline.seconds:g} s deadline")
     for family, kind, proto, _canonical_name, sockaddr in addresses:
         left = deadline.remaining()
@@ -369,52 +410,77 @@ def _check_call(timeout: float, backend: str) -> None:
         raise InputError(f"probe backend {backend!r} is not one of {', '.join(BACKENDS)}")
 
 
-def _steps(endpoint: Endpoint, deadline: Deadline, backend: str) -> tuple:
-    """Connect, PROXY header, dialogue, handshake: (chain, version, cipher) or ProbeError."""
-    handshake = _handshaker(backend)
-    with _connect(endpoint, deadline) as sock:
-        if endpoint.proxy_protocol:
-            send(sock, deadline, _proxy_header(endpoint.proxy_protocol, sock), "the PROXY header")
-        negotiate(endpoint.dialect, sock, deadline)
-        return handshake(sock, endpoint, deadline)
+def _exchange(sock: socket.socket, endpoint: Endpoint, deadline: Deadline, handshake: Callable) -> tuple:
+    """PROXY header, dialogue, handshake on a connected socket: (chain, version, cipher) or ProbeError."""
+    if endpoint.proxy_protocol:
+        send(sock, deadline, _proxy_header(endpoint.proxy_protocol, sock), "the PROXY header")
+    negotiate(endpoint.dialect, sock, deadline)
+    return handshake(sock, endpoint, deadline)
 
 
-def _failed(endpoint: Endpoint, deadline: Deadline, error: ProbeError) -> ProbeResult:
+def _failed(endpoint: Endpoint, deadline: Deadline, error: ProbeError, peer: Optional[str]) -> ProbeResult:
     return ProbeResult(endpoint, False, error_code=error.code, error_message=f"{endpoint}: {error}",
-                       seconds=deadline.elapsed())
+                       seconds=deadline.elapsed(), peer_address=peer)
 
 
-def probe(endpoint: Endpoint, timeout: float, *, backend: str = "auto") -> ProbeResult:
-    """Probe one endpoint within timeout seconds in total; network trouble is reported, never raised.
+def probe(endpoint: Endpoint, timeout: float, *, backend: str = "auto",
+          resolver: Resolver = system_resolver) -> ProbeResult:
+    """Probe one endpoint within timeout seconds in total, name lookup included; network trouble is reported,
+    never raised. A name is tried address by address until one accepts the connection.
 
     backend: 'ssl' (Python 3.10+), 'openssl' (the openssl command), or 'auto' (ssl where it can read chains).
     """
     _check_call(timeout, backend)
     deadline = Deadline(timeout)
+    peer = None
     try:
-        chain, version, cipher = _steps(endpoint, deadline, backend)
+        handshake = _handshaker(backend)  # before connecting: a probe that cannot read chains connects nowhere
+        with _connect(endpoint, deadline, resolver) as sock:
+            peer = sock.getpeername()[0]
+            chain, version, cipher = _exchange(sock, endpoint, deadline, handshake)
     except OSError as exc:  # a network error between the steps, e.g. the peer vanished right after connecting
-        return _failed(endpoint, deadline, ProbeError("protocol_error", f"the connection failed: {exc}"))
+        return _failed(endpoint, deadline, ProbeError("protocol_error", f"the connection failed: {exc}"), peer)
     except ProbeError as exc:
-        return _failed(endpoint, deadline, exc)
+        return _failed(endpoint, deadline, exc, peer)
     return ProbeResult(endpoint, True, chain, version, cipher, seconds=deadline.elapsed(),
-                       key_type=_leaf_key_type(chain[0]) if chain else None)
+                       key_type=_leaf_key_type(chain[0]) if chain else None, peer_address=peer)
+
+
+def _every_address(endpoint: Endpoint, timeout: float, resolver: Resolver) -> Union[list[Endpoint], ProbeResult]:
+    """An endpoint with every_address as one endpoint per address of its name (the name stays the server name,
+    so SNI and the identity check are unchanged), or the failed result of the lookup."""
+    if not endpoint.every_address:
+        return [endpoint]
+    deadline = Deadline(timeout)
+    try:
+        addresses = _resolve(endpoint, deadline, resolver)
+    except ProbeError as exc:
+        return _failed(endpoint, deadline, exc, None)
+    name = endpoint.server_name or (None if _is_ip(endpoint.address) else endpoint.address)
+    return [replace(endpoint, address=entry[4][0], server_name=name, every_address=False) for entry in addresses]
 
 
 def probe_many(endpoints: Sequence[Endpoint], timeout: float, concurrency: int, key_types: Sequence[str] = (),
-               *, backend: str = "auto") -> list[ProbeResult]:
-    """Probe endpoints in a pool of concurrency threads; results in input order, each endpoint once per key type.
+               *, backend: str = "auto", resolver: Resolver = system_resolver) -> list[ProbeResult]:
+    """Probe endpoints in a pool of concurrency threads; results in input order, each endpoint once per key type,
+    and an endpoint with every_address once per address of its name (in the resolver's order).
 
     Every probe has its own deadline of timeout seconds, so one hostile endpoint holds one thread for at most
-    that long and never delays the others beyond it.
+    that long and never delays the others beyond it; the lookups of every_address endpoints come first, each
+    within a deadline of its own.
     """
     _check_call(timeout, backend)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise InputError(f"probe concurrency must be a whole number of at least 1, not {concurrency!r}")
-    jobs = list(endpoints)
-    if key_types:
-        jobs = [replace(endpoint, key_type=key_type) for endpoint in jobs for key_type in key_types]
-    if not jobs:
+    if not endpoints:
         return []
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="mailops-probe") as pool:
-        return list(pool.map(functools.partial(probe, timeout=timeout, backend=backend), jobs))
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mailops-probe") as pool:
+        expanded = list(pool.map(functools.partial(_every_address, timeout=timeout, resolver=resolver), endpoints))
+        jobs = [job for each in expanded for job in (each if isinstance(each, list) else [each])]
+        if key_types:
+            jobs = [replace(job, key_type=key_type) if isinstance(job, Endpoint)
+                    else replace(job, endpoint=replace(job.endpoint, key_type=key_type))
+                    for job in jobs for key_type in key_types]
+        probed = iter(pool.map(functools.partial(probe, timeout=timeout, backend=backend, resolver=resolver),
+                               [job for job in jobs if isinstance(job, Endpoint)]))
+        return [next(probed) if isinstance(job, Endpoint) else job for job in jobs]

@@ -16,16 +16,26 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Optional
 
+from ansible_collections.mailops.tls.plugins.module_utils.certs import printable
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import mismatches, presented_from_result
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import (
     CODES,
+    DANE_CODES,
     DEPLOY_CODES,
+    MTA_STS_CODES,
     PROBE_ERROR_CODES,
     CertificateRef,
     Finding,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.policy import evaluate
+from ansible_collections.mailops.tls.plugins.module_utils.report_schema import (
+    PROBE_RESULT_SCHEMA,
+    REPORT_SCHEMA,
+    check_document,
+    errors,
+)
 
 SCHEMA_VERSION = 1
 # Who found a finding: the host's own probe call, or the report's comparison of hosts (recomputed when merging).
@@ -47,9 +57,11 @@ CHECKS = {
     "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded"),
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
     "validity": ("expired", "not_yet_valid", "expires_soon"),
-    "keys": ("key_mismatch", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
+    "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
+    "dane": DANE_CODES,
+    "mta_sts": MTA_STS_CODES,
 }
 CHECK_TITLES = {
     "connection": "a TLS connection can be made",
@@ -59,8 +71,13 @@ CHECK_TITLES = {
     "validity": "no certificate has expired or expires soon",
     "keys": "keys and signatures are strong",
     "consistency": "every backend and service sends the same chain",
+    "dane": "published DANE TLSA records authenticate the chain",
+    "mta_sts": "the MTA-STS policy covers the host and its certificate",
 }
 CHECK_OF = {code: check for check, codes in CHECKS.items() for code in codes}
+# Checks that run only where the endpoint carries their data (mail_tls_dane_info results): skipped elsewhere.
+DATA_CHECKS = ("dane", "mta_sts")
+DANE_KEYS = ("status", "applies", "tlsa", "missing", "leftover")
 
 # How to fix each finding, in words a non-expert can act on; the same advice as docs/issue-codes.md (a test checks).
 FIXES = {
@@ -87,6 +104,7 @@ FIXES = {
     "wildcard_used": "List the name itself in the subjectAltName, or accept the risk with ignore: [wildcard_used].",
     "cn_only": "Reissue the certificate with the names in the subjectAltName.",
     "key_mismatch": "Give the key the certificate was requested with.",
+    "no_private_key": "Name the file of the leaf's private key in private_key_path.",
     "weak_key": "Reissue with a stronger key.",
     "weak_signature": "Reissue it with SHA-256.",
     "missing_server_auth": "Reissue the certificate for TLS server authentication.",
@@ -107,6 +125,18 @@ FIXES = {
     "setting_overridden": "Remove the override, or point it at the same files.",
     "tlsproxy_overridden": "Let the deploy role set postscreen's TLS proxy back to the smtpd files.",
     "old_chain_served": "Check which files that service reads, and how it is reloaded.",
+    "dns_lookup_failed": "Re-sign the zone and check its DS record at the parent (or that the name servers answer).",
+    "tlsa_mismatch": "Publish the records for the new chain next to the current ones, wait the TTL, then deploy.",
+    "tlsa_unusable": "Replace it with a 3 1 1 record for the server's key or a 2 1 1 record for its issuer.",
+    "tlsa_insecure": "Sign the zone and publish its DS record at the parent, and ask a validating resolver.",
+    "tlsa_leftover": "Remove it once no server uses that key any more and its TTL has passed; keep it when it is the "
+                     "next key.",
+    "mta_sts_invalid": "Serve a valid policy over HTTPS with a publicly trusted certificate.",
+    "mta_sts_mx_mismatch": "Add the host, or a pattern that covers it, to the policy and change the id in the _mta-sts "
+                           "TXT record.",
+    "mta_sts_certificate": "Serve a publicly trusted chain that lists the MX host name.",
+    "mta_sts_missing": "Nothing, unless you want MTA-STS: publish a policy and its TXT record.",
+    "tls_rpt_missing": "Publish a TLS-RPT record with a mailto: or https: address.",
 }
 
 
@@ -177,7 +207,9 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
     checks = []
     for check, codes in CHECKS.items():
         mine = [f for f in findings if f.code in codes]
-        if not reachable and check != "connection" and not any(status_of[id(f)] == "violation" for f in mine):
+        unchecked = check in DATA_CHECKS and endpoint.get(check) is None and not mine
+        if unchecked or (not reachable and check != "connection"
+                         and not any(status_of[id(f)] == "violation" for f in mine)):
             status = SKIPPED
         elif any(status_of[id(f)] == "violation" for f in mine):
             status = FAIL
@@ -190,8 +222,9 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
     presented = endpoint.get("presented") or []
     return {
         "name": endpoint["name"], "host": host, "service": service_of(endpoint["port"], endpoint["protocol"]),
-        "address": endpoint["address"], "port": endpoint["port"], "protocol": endpoint["protocol"],
-        "server_name": endpoint.get("server_name"), "sni": endpoint.get("sni"), "label": endpoint.get("label"),
+        "address": endpoint["address"], "peer_address": endpoint.get("peer_address"), "port": endpoint["port"],
+        "protocol": endpoint["protocol"], "server_name": endpoint.get("server_name"), "sni": endpoint.get("sni"),
+        "label": endpoint.get("label"),
         "key_type": endpoint.get("key_type"), "key_type_requested": endpoint.get("key_type_requested"),
         "verdict": _verdict_of(c["status"] for c in checks), "reachable": reachable, "error": endpoint.get("error"),
         "tls_version": endpoint.get("tls_version"), "cipher": endpoint.get("cipher"),
@@ -202,12 +235,19 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
                   "presented": [_cert_summary(cert) for cert in presented],
                   "root": _cert_summary(endpoint.get("root"))},
         "expiry": _expiry(endpoint),
+        "dane": _dane_summary(endpoint.get("dane")),
+        "mta_sts": endpoint.get("mta_sts"),
         "checks": checks,
         "findings": [dict(f.as_dict(), status=status_of[id(f)], check=CHECK_OF.get(f.code, "chain"),
                           summary=CODES[f.code][1] if f.code in CODES else f.code, fix=FIXES.get(f.code, ""),
                           found_by=COMPARISON if id(f) in from_comparison else PROBE)
                      for f in findings],
     }
+
+
+def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
+    """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
+    return {key: verdict[key] for key in DANE_KEYS} if verdict else None
 
 
 def _unprobed(host: str, address: Optional[str], error: str) -> dict:
@@ -221,6 +261,10 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
     hosts: dicts with name, address (optional), result (the probe result, or None when the host was not probed)
     and error (why not). Raises InputError for unknown codes in fail_on and ignore."""
     evaluate((), fail_on, ignore)  # refuses unknown codes before anything else
+    for position, host in enumerate(hosts):
+        if host.get("result") is not None:
+            check_document(host["result"], PROBE_RESULT_SCHEMA, f"hosts[{position}].result ({host['name']})",
+                           "give the result mail_tls_endpoint_info returned (registered), unchanged")
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
     entries = []
     for host in hosts:
@@ -261,14 +305,19 @@ def hosts_from_reports(reports: Sequence[tuple[str, dict]]) -> list:
         if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
             raise InputError(f"{source} is not a mailops.tls audit report (JSON with schema_version "
                              f"{SCHEMA_VERSION}): give the JSON reports the audit wrote")
-        try:
-            _add_stored_hosts(hosts, seen, source, document)
-        except (KeyError, TypeError, AttributeError) as exc:
-            reason = (f"the field {exc} is missing" if isinstance(exc, KeyError)
-                      else f"a field has the wrong type ({exc})")
-            raise InputError(f"{source} is not a complete mailops.tls audit report: {reason}; give the JSON reports "
-                             "the audit wrote, unchanged") from None
+        _check_stored_report(source, document)
+        _add_stored_hosts(hosts, seen, source, document)
     return hosts
+
+
+def _check_stored_report(source: str, document: dict) -> None:
+    """Every field of a report to merge, checked against the report's schema before any is used."""
+    problems = errors(document, REPORT_SCHEMA)
+    if problems and all(problem.endswith(": found_by is missing") for problem in problems):
+        raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
+                         "comparison of hosts added: audit those hosts again before merging")
+    check_document(document, REPORT_SCHEMA, f"{source}, a mailops.tls audit report to merge,",
+                   "give the JSON reports the audit wrote, unchanged")
 
 
 def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> None:
@@ -284,12 +333,9 @@ def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> N
 
 def _stored_result(endpoint: dict, source: str) -> dict:
     """One endpoint of a JSON report in the shape of a mail_tls_endpoint_info result, as _judge_endpoint reads it."""
-    if any("found_by" not in item for item in endpoint["findings"]):
-        raise InputError(f"{source} was written by a version of mailops.tls that did not mark which findings its "
-                         "comparison of hosts added: audit those hosts again before merging")
     chain = endpoint["chain"]
-    kept = ("name", "address", "port", "protocol", "server_name", "sni", "label", "key_type", "key_type_requested",
-            "error", "tls_version", "cipher", "seconds")
+    kept = ("name", "address", "peer_address", "port", "protocol", "server_name", "sni", "label", "key_type",
+            "key_type_requested", "error", "tls_version", "cipher", "seconds", "dane", "mta_sts")
     return {
         **{key: endpoint.get(key) for key in kept}, "ok": endpoint["reachable"], "complete": chain["complete"],
         "ordered": chain["ordered"], "trusted": chain["trusted"],
@@ -362,7 +408,7 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
                      f"served by {soonest['endpoint']}")
     for kind, path in (paths or {}).items():
         lines.append(f"{kind} report: {path}")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def verdict_lines(document: Optional[dict]) -> list:
@@ -377,7 +423,7 @@ def verdict_lines(document: Optional[dict]) -> list:
             codes = sorted({f["code"] for f in e["findings"] if f["status"] == "violation"})
             lines.append(f"{host['name']} {e['service']} {e['name']}: {e['verdict']}"
                          + (f" ({', '.join(codes)})" if codes else ""))
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _one_line(text: str) -> str:
@@ -426,7 +472,8 @@ def junit_xml(document: dict) -> str:
                 elif check["status"] == SKIPPED:
                     counts.update(skipped=1)
                     error = endpoint.get("error") or {}
-                    ET.SubElement(case, "skipped", message=_xml_text(f"no TLS connection ({error.get('code')})"))
+                    reason = f"no TLS connection ({error.get('code')})" if error else "not checked in this audit"
+                    ET.SubElement(case, "skipped", message=_xml_text(reason))
                 notes = [f for f in mine if f["status"] in ("warning", "waived", "info")]
                 if notes and check["status"] != SKIPPED:
                     out = ET.SubElement(case, "system-out")
@@ -474,6 +521,7 @@ ul.findings{padding-left:1.2rem}ul.findings li{margin:.45rem 0}
 .sev{display:inline-block;font-size:.75rem;font-weight:700;padding:0 .35rem;border-radius:.2rem;color:#fff}
 .sev.violation{background:#b3261e}.sev.warning{background:#8a5a00}.sev.waived,.sev.info{background:#777}
 .fix{background:#eef4fb;border-left:3px solid #0b5cad;padding:.2rem .5rem;margin-top:.2rem}
+.clients{font-size:.85rem;color:#444;margin-top:.2rem}
 table.legend td{padding:.15rem .6rem .15rem 0;font-size:.9rem}
 """
 
@@ -500,6 +548,12 @@ def _countdown(expiry: Optional[dict]) -> str:
     return f"expires in {days} day(s)" if days != 0 else "expires today"
 
 
+def _peer_words(endpoint: dict) -> str:
+    """' via ADDRESS' (escaped) when a name was connected to and one of its addresses answered."""
+    peer = endpoint.get("peer_address")
+    return f" via {_e(peer)}" if peer and peer != endpoint["address"] else ""
+
+
 def _chain_words(endpoint: dict) -> str:
     chain = endpoint["chain"]
     parts = [f"{chain['sent']} certificate(s) sent",
@@ -511,23 +565,42 @@ def _chain_words(endpoint: dict) -> str:
 
 def _cell_entry(endpoint: dict, several: bool) -> str:
     icon, word = _LABELS[endpoint["verdict"]]
-    lines = [f'<div class="entry {endpoint["verdict"]}" data-endpoint="{_e(endpoint["name"])}" '
-             f'data-verdict="{endpoint["verdict"]}">',
+    lines = [f'<div class="entry {_e(endpoint["verdict"])}" data-endpoint="{_e(endpoint["name"])}" '
+             f'data-verdict="{_e(endpoint["verdict"])}">',
              f'<a href="#{_anchor(endpoint)}" class="verdict">{icon} {word}</a>']
-    if several:
+    peer = endpoint.get("peer_address")
+    if several or (peer and peer != endpoint["address"]):  # which name, key type and address of the host answered
         lines.append(f'<div class="small">{_e(endpoint.get("server_name") or endpoint["address"])}'
-                     f'{" " + _e(endpoint["key_type"]) if endpoint.get("key_type_requested") else ""}</div>')
+                     f'{" " + _e(endpoint["key_type"]) if endpoint.get("key_type_requested") else ""}'
+                     f'{" @ " + _e(peer) if peer else ""}</div>')
     if endpoint["reachable"]:
         lines.append(f'<div>{_e(_countdown(endpoint["expiry"]))}</div>')
         lines.append(f'<div class="small">{_e(_chain_words(endpoint))}</div>')
     else:
         code = (endpoint.get("error") or {}).get("code")
         lines.append(f'<div>{_e(_ERROR_WORDS.get(code, code or "no connection"))}</div>')
+    lines.extend(f'<div class="small" data-{key}="{_e(value)}">{_e(words)}</div>'
+                 for key, value, words in _dns_words(endpoint))
     problems = sorted({f["code"] for f in endpoint["findings"] if f["status"] in ("violation", "warning")})
     lines.extend(f'<div class="small problem" data-code="{_e(code)}">{_e(code.replace("_", " "))}</div>'
                  for code in problems)
     lines.append("</div>")
     return "".join(lines)
+
+
+def _dns_words(endpoint: dict) -> list:
+    """(data attribute, value, words) for the DANE and MTA-STS verdicts an endpoint carries."""
+    words = []
+    dane = endpoint.get("dane")
+    if dane:
+        words.append(("dane", dane["status"], f"DANE: {dane['status'].replace('_', ' ')}"
+                      + (f", publish {len(dane['missing'])} record(s)" if dane["status"] == "mismatch" else "")))
+    policy = endpoint.get("mta_sts")
+    if policy:
+        covered = f"covered by {policy['pattern']}" if policy["pattern"] else "not in the policy"
+        valid = "certificate valid" if policy["certificate_valid"] else "certificate not Web PKI valid"
+        words.append(("mta-sts", policy["mode"], f"MTA-STS {policy['mode']}: {covered}, {valid}"))
+    return words
 
 
 def _matrix(document: dict) -> str:
@@ -571,8 +644,15 @@ def _first_fixes(document: dict) -> str:
     for code, count in codes.most_common():
         f = example[code]
         items.append(f'<li><strong>{_e(_sentence(f["summary"]))}</strong> <span class="mono small">({_e(code)}, '
-                     f'{count} endpoint finding(s))</span><div class="fix">How to fix: {_e(f["fix"])}</div></li>')
+                     f'{count} endpoint finding(s))</span><div class="fix">How to fix: {_e(f["fix"])}</div>'
+                     f'{_clients(code)}</li>')
     return f'<h2>What to fix first</h2><ul class="findings">{"".join(items)}</ul>'
+
+
+def _clients(code: str) -> str:
+    """Which mail clients refused such a chain in the client lab (docs/clients.md), when measured."""
+    note = clients_note(code)
+    return f'<div class="clients">{_e(note)}</div>' if note else ""
 
 
 def _certificate_lines(endpoint: dict) -> str:
@@ -580,7 +660,7 @@ def _certificate_lines(endpoint: dict) -> str:
     rows = []
     for position, cert in enumerate(chain["presented"], 1):
         rows.append(f"<li>#{position} {_e(cert['subject'])} <span class='small'>issued by {_e(cert['issuer'])}; "
-                    f"valid until {_e(cert['not_after'])} ({cert['days_left']} days)</span></li>")
+                    f"valid until {_e(cert['not_after'])} ({_e(cert['days_left'])} days)</span></li>")
     root = chain["root"]
     if root:
         rows.append(f"<li>root (not sent, as it should be): {_e(root['subject'])} "
@@ -600,9 +680,10 @@ def _details(document: dict) -> str:
             listed += 1
             icon, word = _LABELS[endpoint["verdict"]]
             parts.append(f'<section id="{_anchor(endpoint)}" data-endpoint="{_e(endpoint["name"])}">'
-                         f'<h3><span class="verdict {endpoint["verdict"]}">{icon} {word}</span> '
+                         f'<h3><span class="verdict {_e(endpoint["verdict"])}">{icon} {word}</span> '
                          f'{_e(host["name"])} &middot; {_e(endpoint["service"])} &middot; '
-                         f'<span class="mono">{_e(endpoint["address"])}:{endpoint["port"]}</span>'
+                         f'<span class="mono">{_e(endpoint["address"])}:{_e(endpoint["port"])}'
+                         f'{_peer_words(endpoint)}</span>'
                          f'{" &middot; " + _e(endpoint["server_name"]) if endpoint.get("server_name") else ""}</h3>')
             if endpoint["reachable"]:
                 parts.append(f"<p class='small'>{_e(endpoint.get('tls_version') or '')} "
@@ -614,7 +695,7 @@ def _details(document: dict) -> str:
                 label = {"violation": "must fix", "warning": "warning", "waived": "waived"}[f["status"]]
                 items.append(f'<li><span class="sev {f["status"]}">{label}</span> <strong>{_e(_sentence(f["summary"]))}'
                              f'</strong> <span class="mono small">{_e(f["code"])}</span><div>{_e(f["message"])}</div>'
-                             f'<div class="fix">How to fix: {_e(f["fix"])}</div></li>')
+                             f'<div class="fix">How to fix: {_e(f["fix"])}</div>{_clients(f["code"])}</li>')
             parts.append(f'<ul class="findings">{"".join(items)}</ul></section>')
     if not listed:
         parts.append("<p>Nothing to report.</p>")
@@ -645,8 +726,9 @@ def html_page(document: dict) -> str:
         f"policy: every error fails{', also ' + _e(', '.join(policy['fail_on'])) if policy['fail_on'] else ''}"
         f"{'; waived: ' + _e(', '.join(policy['ignore'])) if policy['ignore'] else ''}.</p>",
         f'<div class="banner {state}" id="verdict" data-passed="{str(document["passed"]).lower()}">'
-        f"<strong>{_e(headline)}</strong><br>{s['hosts']} host(s), {s['endpoints']} endpoint(s): "
-        f"{s['pass']} OK, {s['warn']} with warnings, {s['fail']} with problems; {s['reachable']} answered.</div>",
+        f"<strong>{_e(headline)}</strong><br>{_e(s['hosts'])} host(s), {_e(s['endpoints'])} endpoint(s): "
+        f"{_e(s['pass'])} OK, {_e(s['warn'])} with warnings, {_e(s['fail'])} with problems; "
+        f"{_e(s['reachable'])} answered.</div>",
         expiry,
         "<p>Each mail service must present a certificate that mail clients can verify: valid for the name they "
         "connect by, with every intermediate certificate sent in order, up to a root the clients trust. "

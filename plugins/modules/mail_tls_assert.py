@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_assert
 short_description: Fail when a mail server's certificate chain breaks policy
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Analyses certificate files exactly as M(mailops.tls.mail_tls_chain_facts) does, and live endpoints exactly as
     M(mailops.tls.mail_tls_endpoint_info) does, and fails when any finding of
@@ -14,7 +14,10 @@ description:
     O(ignore).
   - Findings of severity C(warning) that are not violations become Ansible warnings.
   - The failure message lists every violation on its own line, under the file chain or the endpoint it is
-    about, so a pipeline log shows what to fix where.
+    about, so a pipeline log shows what to fix where, with the mail clients that refused such a chain in the
+    collection's client lab (C(docs/clients.md), measured with real clients by C(make clients)).
+  - A failure returns only RV(passed), RV(violations) and RV(waived); with C(-v) or more, RV(details) holds the
+    rest of the result (the analysis and the endpoints), which is several kilobytes per chain.
   - Give O(path), O(content), O(endpoints), or several of them.
   - Changes nothing.
 author:
@@ -24,7 +27,16 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs.files
   - mailops.tls.chain_inputs.endpoints
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
+      - mailops.tls.endpoints
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:
@@ -78,6 +90,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+details:
+  description: On failure, with C(-v) or more, every other key of the result (RV(issues), RV(endpoints), the
+    analysis of the files); kept out of the failure without C(-v), where Ansible would print it whole.
+  returned: on failure with C(-v) or more
+  type: dict
 passed:
   description: Whether the policy passed.
   returned: always
@@ -94,7 +111,7 @@ waived:
   elements: dict
 issues:
   description: Every finding of the files and of the endpoints.
-  returned: always
+  returned: when the policy passed (on failure, in RV(details))
   type: list
   elements: dict
   contains:
@@ -117,58 +134,61 @@ issues:
 endpoints:
   description: One result per endpoint and key type, as RV(mailops.tls.mail_tls_endpoint_info#module:endpoints)
     of M(mailops.tls.mail_tls_endpoint_info).
-  returned: when O(endpoints) is given
+  returned: when O(endpoints) is given and the policy passed (on failure, in RV(details))
   type: list
   elements: dict
   contains:
     name:
       description: The endpoint as messages name it.
       type: str
+    peer_address:
+      description: The IP address that accepted the connection; V(null) when no address did.
+      type: str
 certificates:
   description: Every certificate given, in input order, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: list
   elements: dict
 chain:
   description: The chain as the server must send it, leaf first, root excluded, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: list
   elements: dict
 root:
   description: The root the chain ends in, or V(null) when the chain is incomplete.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: dict
 names:
   description: One result per O(names) entry, as in M(mailops.tls.mail_tls_chain_facts).
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: list
   elements: dict
 complete:
   description: Whether the given certificates alone reach a root.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: bool
 ordered:
   description: Whether the given certificates are in serving order.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: bool
 trusted:
   description: Whether the chain ends in a trust anchor.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: bool
 key_matches:
   description: Whether the private key belongs to the leaf; V(null) when no key was given.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: bool
 alternatives:
   description: Other valid paths to a trust anchor, as SHA-256 fingerprints.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: list
   elements: list
 signature_checks:
   description: How many signatures were verified to build the chain.
-  returned: when O(path) or O(content) is given
+  returned: when O(path) or O(content) is given and the policy passed (on failure, in RV(details))
   type: int
 """
 
@@ -187,6 +207,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
 from ansible_collections.mailops.tls.plugins.module_utils.policy import gate, gate_message
 
 FILES = "the certificate chain"
+COMPACT_KEYS = ("changed", "passed", "violations", "waived")
 
 
 def judge(params: dict) -> tuple[dict, list]:
@@ -232,8 +253,17 @@ def main() -> None:
                   issues=[dict(f.as_dict(), endpoint=endpoint)
                           for _name, endpoint, findings in subjects for f in findings])
     if not result["passed"]:
-        module.fail_json(msg=gate_message(judged), **result)
+        module.fail_json(msg=gate_message(judged), **failure(result, module._verbosity))
     module.exit_json(**result)
+
+
+def failure(result: dict, verbosity: int) -> dict:
+    """What a failed gate returns: the violations and waivers, and the rest under details from -v on (Ansible
+    prints a failed result whole, and the rest is every certificate twice and every finding again)."""
+    compact = {key: result[key] for key in COMPACT_KEYS}
+    if verbosity >= 1:
+        compact["details"] = {key: value for key, value in result.items() if key not in compact}
+    return compact
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_chain
 short_description: Write the certificate chain, key and root files a mail server needs
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Builds the chain exactly as M(mailops.tls.mail_tls_chain_facts) does, from certificates in any order and
     format, and writes the files Postfix and Dovecot read, always in serving order (leaf, then each issuer),
@@ -39,9 +39,17 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   # The short name on purpose: ansible-core 2.19 reads the FQCN form as the ansible.builtin.files fragment.
   - action_common_attributes.files
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:
@@ -182,10 +190,12 @@ options:
         description:
           - This chain's private key, as the top-level O(private_key_path).
         type: path
+        aliases: [privatekey_path]
       private_key_passphrase:
         description:
           - Passphrase of an encrypted private key.
         type: str
+        aliases: [privatekey_passphrase]
       pkcs12_passphrase:
         description:
           - Passphrase of PKCS#12 files among O(chains[].path) or O(chains[].private_key_path).
@@ -308,8 +318,10 @@ options:
 seealso:
   - module: mailops.tls.mail_tls_chain_facts
   - module: mailops.tls.mail_tls_assert
-  - name: Deploying chains to Postfix and Dovecot
-    description: The collection's C(docs/deploying-chains.md), with Postfix and Dovecot settings for each file.
+  - ref: ansible_collections.mailops.tls.docsite.deploying_chains
+    description: The collection's guide, with the Postfix and Dovecot settings for each file.
+  - name: Postfix smtpd_tls_chain_files
+    description: The Postfix 3.4+ setting that reads key and chain from one file, as O(combined_path) writes it.
     link: https://www.postfix.org/postconf.5.html#smtpd_tls_chain_files
 """
 

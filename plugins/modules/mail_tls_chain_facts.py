@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_chain_facts
 short_description: Build and analyse the certificate chain a mail server must send
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads certificates in any order and format, finds the leaf, builds the chain a server must send (leaf,
     its issuer, ..., root excluded) with signatures as proof, and reports every problem with a stable issue
@@ -19,8 +19,15 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.files
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.facts
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.chain_files
   check_mode:
     support: full
   diff_mode:
@@ -168,6 +175,15 @@ ansible_facts:
                 spki_sha256:
                   description: SHA-256 of the SubjectPublicKeyInfo.
                   type: str
+            tlsa:
+              description:
+                - The DANE TLSA records (RFC 6698) that match this certificate, as zone files write them after
+                  C(IN TLSA). For the leaf usage 3 (DANE-EE), for every other certificate usage 2 (DANE-TA); selector
+                  1 (public key) and 0 (certificate) with SHA-256, then the same with SHA-512.
+                - The first is the one to publish (C(3 1 1) for the leaf, C(2 1 1) for its issuer).
+              type: list
+              elements: str
+              sample: ["3 1 1 5e8a...04c1", "3 0 1 9b1f...77aa", "3 1 2 ...", "3 0 2 ..."]
         root:
           description: The root the chain ends in, or V(null) when the chain is incomplete.
           returned: always

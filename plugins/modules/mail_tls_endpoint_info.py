@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_endpoint_info
 short_description: Probe live mail endpoints and judge the certificate chains they present
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Connects to each endpoint (SMTP and submission with STARTTLS, SMTPS, IMAP with STARTTLS, IMAPS, POP3 with
     STLS, POP3S, ManageSieve, LMTP, or plain TLS), captures the certificate chain exactly as the server sends
@@ -28,7 +28,14 @@ extends_documentation_fragment:
   - mailops.tls.chain_inputs
   - mailops.tls.chain_inputs.endpoints
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.trust
+      - mailops.tls.judging
+      - mailops.tls.endpoints
   check_mode:
     support: full
   diff_mode:
@@ -79,8 +86,14 @@ endpoints:
       type: str
       sample: 192.0.2.11:993 (mx1) imaps
     address:
-      description: What was connected to.
+      description: What was connected to, as given, or one address of the name with
+        O(endpoints[].every_address).
       type: str
+    peer_address:
+      description: The IP address that accepted the connection (for a name, the address that answered);
+        V(null) when no address did.
+      type: str
+      sample: 2001:db8::11
     port:
       description: The TCP port.
       type: int

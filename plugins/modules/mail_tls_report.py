@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_report
 short_description: Judge the probe results of many mail hosts and write audit reports (JSON, JUnit XML, HTML)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Takes the results of M(mailops.tls.mail_tls_endpoint_info), one per host, compares the chains of every host
     (endpoints of different hosts answering for one name on one port with different chains get C(backend_mismatch)),
@@ -34,14 +34,21 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.files
 attributes:
+  action_group:
+    support: full
+    membership:
+      - mailops.tls.policy
   check_mode:
     support: full
   diff_mode:
     support: full
   platform:
     platforms: posix
+requirements:
+  - Python >= 3.9 on the host that runs the module
 options:
   hosts:
     description:
@@ -63,6 +70,8 @@ options:
         description:
           - The host's registered M(mailops.tls.mail_tls_endpoint_info) result (its C(endpoints) are used), or
             V(null) when the host could not be probed.
+          - A M(mailops.tls.mail_tls_dane_info) result works too; its endpoints bring the C(dane) and C(mta_sts)
+            checks, which are skipped for the others.
         type: dict
       error:
         description:
@@ -218,6 +227,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.fileset import (
     destination,
     write_public,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -260,13 +270,14 @@ def slice_reports(paths) -> list:
     """(path, document) of each JSON report to merge."""
     reports = []
     for path in paths:
-        data = read_existing(path)
-        if data is None:
-            raise InputError(f"{path} does not exist: give the JSON reports of the audit's slices")
+        data = read_file(path)
         try:
             reports.append((path, json.loads(data)))
         except ValueError as exc:
             raise InputError(f"{path} is not JSON ({exc}): give the JSON reports of the audit's slices") from None
+        except RecursionError:
+            raise InputError(f"{path} nests its JSON too deeply to be an audit report: give the JSON reports of the "
+                             "audit's slices") from None
     return reports
 
 

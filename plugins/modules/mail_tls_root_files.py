@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail_tls_root_files
 short_description: Write a CA root certificate as the PEM and DER files users download
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes one certificate, usually the root from M(mailops.tls.mail_tls_root_info), into O(dest) as
     C(BASENAME.pem) and C(BASENAME.crt) (PEM, for Linux, fetchmail, Android and macOS) and C(BASENAME.cer) (DER, which
@@ -20,8 +20,12 @@ author:
   - mailops.tls maintainers (@mailops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.files
 attributes:
+  action_group:
+    support: none
+    membership: []
   check_mode:
     support: full
   diff_mode:
@@ -33,6 +37,7 @@ options:
     description:
       - The certificate as PEM text, for example RV(mailops.tls.mail_tls_root_info#module:pem). It must hold exactly
         one certificate.
+      - Kept out of logs, since a combined key and certificate file given by mistake would hold a private key.
     type: str
     required: true
   dest:
@@ -58,6 +63,8 @@ options:
     elements: str
     choices: [pem, crt, cer]
     default: [pem, crt, cer]
+requirements:
+  - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 seealso:
   - module: mailops.tls.mail_tls_root_info
 """
@@ -119,7 +126,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.rootpub import (
 )
 
 ARGUMENT_SPEC = {
-    "content": {"type": "str", "required": True},
+    "content": {"type": "str", "required": True, "no_log": True},
     "dest": {"type": "path", "required": True},
     "basename": {"type": "str", "required": True},
     "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},

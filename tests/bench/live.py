@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 import common
+import dnscost
 from common import Sample
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, endpoints, probe
@@ -56,6 +57,7 @@ class LiveResult:
     verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # tool -> endpoint -> verdict
     versions: dict[str, Optional[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    dns: Optional[dnscost.DnsCost] = None  # the DANE and MTA-STS checks of the lab's 3 MX hosts
 
 
 def run(runs: int = 5, testssl_runs: int = 1) -> LiveResult:
@@ -127,6 +129,7 @@ def _measure(lab, result: LiveResult, runs: int, testssl_runs: int) -> None:
     result.ours_all, result.ours_one = Sample.of(all_runs), Sample.of(one_runs)
     result.verdicts["ours"] = {report.probe.endpoint.label: _our_verdict(report) for report in reports}
     _module_calls(every, root, runs, result)
+    result.dns = dnscost.measure(lab, runs)
     result.versions["sslyze"] = common.package_version("sslyze")
     result.sslyze, result.verdicts["sslyze"] = _timed(runs, lambda: _sslyze(targets, root))
     result.sslyze_endpoints = len(result.verdicts["sslyze"])

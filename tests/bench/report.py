@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import dnscost
 import live as livemod
 from chains import PoolResult
 from common import Timing
@@ -124,8 +125,26 @@ def live_table(result: livemod.LiveResult) -> Table:
         rate = livemod.throughput(sample, count)
         table.rows.append([f"{tool} {result.versions.get(tool) or ''}".strip(), str(count), _seconds(sample),
                            _rate(rate), _ratio(ours_rate, rate), livemod.agreement(result, tool).text(tool)])
+    table.rows.extend(_dns_rows(result.dns))
     table.note = " ".join(result.notes)
     return table
+
+
+def _dns_rows(cost: Optional[dnscost.DnsCost]) -> list:
+    """The DNS checks of the lab's MX hosts (port 25), and what each adds per endpoint to the probe alone."""
+    if cost is None:
+        return []
+    verdicts = f"{cost.verified} of {cost.endpoints} DANE verified"
+    rows = []
+    for what, sample, over_probe in (("DNS lookups alone (MX, A, AAAA, TLSA), 3 MX hosts", cost.lookups, False),
+                                     ("port 25 probed and judged alone, 3 MX hosts", cost.probes, False),
+                                     ("DANE check (lookups, probes, verdicts), 3 MX hosts", cost.dane, True),
+                                     ("DANE and MTA-STS (policy over HTTPS), 3 MX hosts", cost.dane_mta_sts, True)):
+        added = dnscost.per_endpoint_ms(sample, cost.probes, cost.endpoints) if over_probe else None
+        note = f"+{added:.1f} ms per endpoint over the probe" if added is not None else ""
+        rows.append([what, str(cost.endpoints), _seconds(sample), _rate(livemod.throughput(sample, cost.endpoints)),
+                     note, verdicts if sample is cost.dane else ""])
+    return rows
 
 
 def _seconds(sample) -> str:

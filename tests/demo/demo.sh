@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# `make demo`: bring the lab up (installing its packages when root), run playbooks/demo.yml against it,
+# `make demo`: bring the lab up (installing its packages when root), run tests/demo/demo.yml against it,
 # and always stop the lab afterwards. usage: demo.sh VENV COLLECTIONS_ROOT
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +19,6 @@ export ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_PIPELIN
 # Only changes, failures and our messages: the default callback without the ok/skipped noise.
 export ANSIBLE_DISPLAY_OK_HOSTS=0 ANSIBLE_DISPLAY_SKIPPED_HOSTS=0
 # Failure messages of the expected failures run to kilobytes on one line: cut long lines for the terminal.
-ansible-playbook -i "$lab_dir/inventory.yml" playbooks/demo.yml -e "demo_lab_dir=$lab_dir" \
+ansible-playbook -i "$lab_dir/inventory.yml" tests/demo/demo.yml -e "demo_lab_dir=$lab_dir" \
     | awk '{ if (length($0) > 240) print substr($0, 1, 237) "..."; else print }'
 

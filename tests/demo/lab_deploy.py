@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Bring the lab up or down for a deployment with the mailops.tls.deploy role (molecule and `make demo`).
 
-    lab_deploy.py up --dir DIR [--base 127.0.0.210]     install (when root), start 3 backends + HAProxy,
+    lab_deploy.py up --dir DIR [--base 127.0.0.210] [--distro trixie]
+                                                          install (when root), start 3 backends + HAProxy
+                                                          (this machine's, or Debian 13's from a cached root),
                                                           write DIR/pile/, renewed/, broken-key/
     lab_deploy.py down --dir DIR                          stop the lab (nothing is left running)
     lab_deploy.py inventory --dir DIR --list              the lab's inventory (an Ansible inventory script)
@@ -64,7 +66,7 @@ def cmd_up(args) -> int:
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
-    lab = lablib.Lab(directory, base=args.base).up(backends=3)
+    lab = lablib.Lab(directory, base=args.base, distro=args.distro).up(backends=3)
     deploy_inventory.write_inventory(lab, directory / "inventory.yml")
     write_piles(lab, directory)
     print(f"lab up in {directory}: front {lab.front_address}, "
@@ -102,6 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=("up", "down", "inventory"))
     parser.add_argument("--dir", default=str(TESTS.parent / "build" / "demo-lab"))
     parser.add_argument("--base", default=None, help="the lab's front address (backends follow it)")
+    parser.add_argument("--distro", default=None, help="where the daemons come from: host (default) or trixie")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--host")
     args = parser.parse_args(argv)

@@ -34,6 +34,8 @@ def load_lab_module():
 
 
 lablib = load_lab_module()
+sys.path.insert(0, str(LAB_DIR))
+import dnslab  # noqa: E402 - tests/lab is importable only from here on
 
 
 def missing_tools() -> list:
@@ -56,6 +58,17 @@ def ensure_installed() -> None:
         pytest.fail(f"tests/lab/install.sh left tools missing: {', '.join(still)}")
 
 
+def ensure_distro(name: str) -> None:
+    """Build (or find cached) the root of another distribution; where that cannot be done here, skip with the
+    reason, except in CI, where a missing distribution fails the run."""
+    try:
+        lablib.distros.distro(name).ensure()
+    except lablib.distros.DistroError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the {name} lab cannot run in CI: {exc}")
+        pytest.skip(f"the {name} lab cannot run here: {exc}")
+
+
 @pytest.fixture(scope="session")
 def claim_lab_base():
     """Claim free lab base addresses for this session (other sessions or a demo lab may run on this machine).
@@ -76,20 +89,51 @@ def claim_lab_base():
 
 
 @pytest.fixture(scope="session")
-def lab(claim_lab_base):
-    """A running lab with 3 backends (mx1..mx3); torn down after the session whatever happens.
+def lab_on(claim_lab_base):
+    """Returns a function: lab_on(distro) -> a running lab with 3 backends (mx1..mx3) whose daemons come from that
+    distribution ("host": this machine's; "trixie": Debian 13's, from a cached root, see tests/lab/distro.py).
+    One lab per distribution for the whole session, each torn down after it whatever happens.
 
-    Its directory is made under /tmp (pytest's own tmp dirs are mode 700: the postfix and dovecot users could
+    Lab directories are made under /tmp (pytest's own tmp dirs are mode 700: the postfix and dovecot users could
     not reach them) and removed afterwards unless MAILOPS_LAB_KEEP is set.
     """
-    ensure_installed()
-    directory = Path(tempfile.mkdtemp(prefix="mailops-lab-"))
-    directory.chmod(0o755)
-    the_lab = lablib.Lab(directory, base=claim_lab_base(3))
+    labs = {}
+
+    def lab_on(distro: str = "host"):
+        if distro not in labs:
+            ensure_installed()
+            ensure_distro(distro)
+            directory = Path(tempfile.mkdtemp(prefix=f"mailops-lab-{distro}-"))
+            directory.chmod(0o755)
+            labs[distro] = lablib.Lab(directory, base=claim_lab_base(3), distro=distro)
+            labs[distro].up(backends=3)
+        return labs[distro]
+
     try:
-        the_lab.up(backends=3)
-        yield the_lab
+        yield lab_on
     finally:
-        the_lab.down()
+        for the_lab in labs.values():
+            the_lab.down()
+            if not os.environ.get("MAILOPS_LAB_KEEP"):
+                shutil.rmtree(the_lab.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_on):
+    """The lab on this machine's own daemons."""
+    return lab_on("host")
+
+
+@pytest.fixture(scope="session")
+def dns_lab(lab):
+    """NSD, a validating Unbound and the MTA-STS HTTPS server on 127.0.53.1-3 (tests/lab/dnslab.py) serving
+    example.test for the lab, bogus.test and unsigned.test; torn down after the session. Tests that publish other
+    records or policies restore the standard ones (dns_lab.restore())."""
+    directory = Path(tempfile.mkdtemp(prefix="mailops-dnslab-"))
+    try:
+        mail_dns = dnslab.MailDns(lab, directory)
+        yield mail_dns
+    finally:
+        dnslab.DnsLab(directory).down()
         if not os.environ.get("MAILOPS_LAB_KEEP"):
             shutil.rmtree(directory, ignore_errors=True)

@@ -43,10 +43,18 @@ def dropin_path(backend) -> Path:
 
 
 def host_vars(backend) -> dict:
-    """The role variables that point at one lab backend."""
+    """The role variables that point at one lab backend.
+
+    A backend of another distribution (a chrooted Debian 13) is managed through that root's own Python: with
+    pipelining every module, and every command the role runs, then runs in the root, as on such a host. Its
+    temporary files go under /tmp, which the root shares with the host."""
+    interpreter = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    if backend.distro.foreign:
+        interpreter = {"ansible_python_interpreter": backend.distro.python, "ansible_pipelining": True,
+                       "ansible_remote_tmp": "/tmp/.ansible-mailops-lab"}
     return {
         "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        **interpreter,
         "mail_tls_deploy_verify_address": backend.address,
         "mail_tls_deploy_tls_dir": str(backend.tls_dir),
         # The lab's own file names, so lab.reset_chain() and the role write the same files.

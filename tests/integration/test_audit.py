@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,6 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import report_schema
 from run_playbook import ANSIBLE_PLAYBOOK, REPO, PlaybookRun, run_playbook
+
+from ansible_collections.mailops.tls.plugins.module_utils.report import CHECKS, DATA_CHECKS
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed here")
 NAME = "mail.example.test"
@@ -163,7 +167,11 @@ def test_junit_fails_exactly_the_broken_backends_checks(audits):
               if case.find("failure") is not None and not case.get("classname").startswith("front.")}
     assert failed == {(f"{BROKEN}.{service}", check) for service in SERVICES for check in CHECKS_FAILED_ON_BROKEN}
     suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
-    assert len(suites["mx1"].findall("testcase")) == len(SERVICES) * 7
+    assert len(suites["mx1"].findall("testcase")) == len(SERVICES) * len(CHECKS)
+    # DANE and MTA-STS come from mail_tls_dane_info (mail_tls_audit_dane_domains): skipped for these probes
+    skipped = {case.get("name").split(":")[0] for case in suites["mx1"].iter("testcase")
+               if case.find("skipped") is not None}
+    assert skipped == set(DATA_CHECKS)
     assert suites["mx1"].get("failures") == "0"
 
 
@@ -249,11 +257,51 @@ def test_browser_renders_the_matrix_with_the_right_verdicts(rendered):
     assert {service for host, service in rendered.verdicts if host == "front"} == set(SERVICES)
 
 
+def png_colours(data: bytes, rows: int) -> tuple[int, int, set]:
+    """Width, height and the RGB colours of the first rows of an 8-bit RGB or RGBA PNG, as chromium writes them."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"  # IHDR always comes first
+    width, height, depth, colour_type, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
+    position, compressed = 8, b""
+    while position < len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        if data[position + 4:position + 8] == b"IDAT":
+            compressed += data[position + 8:position + 8 + length]
+        position += 12 + length
+    channels = 3 if colour_type == 2 else 4
+    stride = width * channels
+    raw = zlib.decompressobj().decompress(compressed, (stride + 1) * rows)
+    colours, previous = set(), bytearray(stride)
+    for row in range(min(rows, height)):
+        kind, line = raw[row * (stride + 1)], bytearray(raw[row * (stride + 1) + 1:(row + 1) * (stride + 1)])
+        for i in range(stride):  # PNG filters (RFC 2083 6.3): None, Sub, Up, Average, Paeth
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                estimate = left + up - corner
+                near = min((abs(estimate - left), 0, left), (abs(estimate - up), 1, up),
+                           (abs(estimate - corner), 2, corner))[2]
+                line[i] = (line[i] + near) & 0xFF
+        colours.update(bytes(line[i:i + 3]) for i in range(0, stride, channels))
+        previous = line
+    return width, height, colours
+
+
 def test_browser_screenshot_of_the_report(audits, tmp_path):
     shot = tmp_path / "audit.png"
     done = headless(audits[1] / "mail-tls-audit.html", f"--screenshot={shot}", "--window-size=1400,1800")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20000
+    width, height, colours = png_colours(shot.read_bytes(), 500)
+    assert (width, height) == (1400, 1800)
+    # The banner at the top is painted in the background of a failed audit (#fdecea, which a passing report's first
+    # 500 rows do not hold), and text was drawn (anti-aliasing gives hundreds of colours; a blank page has one).
+    assert bytes.fromhex("fdecea") in colours and len(colours) > 100, len(colours)
     keep = os.environ.get("MAILOPS_AUDIT_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)

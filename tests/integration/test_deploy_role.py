@@ -109,6 +109,12 @@ class Run:
         return f"exit {self.returncode}, stats {self.stats}, failures {failed}\n{self.stdout[-3000:]}"
 
 
+@pytest.fixture(scope="module", params=["host", "trixie"])
+def lab(request, lab_on):
+    """Every test runs on this machine's Postfix and Dovecot and on Debian 13's (Postfix 3.10, Dovecot 2.4)."""
+    return lab_on(request.param)
+
+
 @pytest.fixture(scope="module")
 def inventory(lab, tmp_path_factory) -> Path:
     return deploy_inventory.write_inventory(lab, tmp_path_factory.mktemp("deploy") / "inventory.yml")
@@ -255,7 +261,8 @@ def test_messy_pile_is_served_on_every_port_of_every_backend_and_the_front(lab, 
         assert set(result["reloaded"]) == {"postfix", "dovecot"}
         dropin = deploy_inventory.dropin_path(backend).read_text().splitlines()
         assert [line for line in dropin if line and not line.startswith("#")] == [
-            f"ssl_cert = <{backend.cert_file}", f"ssl_key = <{backend.key_file}"]
+            lab.dovecot_file_setting("ssl_cert", backend.cert_file),
+            lab.dovecot_file_setting("ssl_key", backend.key_file)]
         assert f"!include_try {deploy_inventory.dropin_path(backend)}" in backend.dovecot_conf.read_text()
     balancer = run.fact(lab.backends[0].name, "mail_tls_deploy_load_balancer_result")
     assert balancer["passed"] and balancer["probes"] == len(SERVICES) * 2 * len(lab.backends), balancer
@@ -459,11 +466,11 @@ def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
     cafile.chmod(0o644)
     tmp_path.chmod(0o755)
     postconf = ["postconf", "-c", str(backend.postfix_dir)]
-    subprocess.run([*postconf, "-e", f"smtpd_tls_CAfile={cafile}"], check=True)
-    subprocess.run([*postconf, "-P", f"{backend.address}:587/inet/smtpd_tls_chain_files={backend.chain_key_file}"],
-                   check=True)
+    subprocess.run(lab.distro.command([*postconf, "-e", f"smtpd_tls_CAfile={cafile}"]), check=True)
+    subprocess.run(lab.distro.command(
+        [*postconf, "-P", f"{backend.address}:587/inet/smtpd_tls_chain_files={backend.chain_key_file}"]), check=True)
     with backend.dovecot_conf.open("a") as conf:
-        conf.write(f"ssl_ca = <{cafile}\n")
+        conf.write(lab.dovecot_file_setting("ssl_ca", cafile) + "\n")
     run = playbook(dict(pile["vars"], mail_tls_deploy_load_balancer={}), limit="mx1")  # mx2, mx3 keep their chain
     assert run.returncode == 0, str(run)
     result = run.fact("mx1")
@@ -497,7 +504,36 @@ def test_second_chain_is_deployed_beside_the_first(lab, playbook, restore_lab, t
         alt_chain = backend.tls_dir / "postfix-chain-alt.pem"
         assert result["postfix_settings"] == {"smtpd_tls_chain_files": f"{backend.chain_key_file}, {alt_chain}"}
         dropin = deploy_inventory.dropin_path(backend).read_text()
-        assert f"ssl_alt_cert = <{backend.tls_dir / 'fullchain-alt.pem'}" in dropin
+        assert lab.dovecot_file_setting("ssl_alt_cert", backend.tls_dir / "fullchain-alt.pem") in dropin
     finally:
         for name in ("postfix-chain-alt.pem", "fullchain-alt.pem", "key-alt.pem"):
             (backend.tls_dir / name).unlink(missing_ok=True)
+
+
+def test_dovecot_setting_read_after_the_dropin_is_named_and_rolled_back(lab, playbook, restore_lab, tmp_path):
+    """Injection on mx1: dovecot.conf includes the drop-in and then names the certificate files again (the lab's
+    old ones), while the role writes new file names. Dovecot keeps serving the old chain: the role names the
+    overriding setting (read from Dovecot 2.4's ssl_server filter on Debian 13), the live verification fails on
+    Dovecot's ports and the deployment is rolled back."""
+    backend = lab.backend("mx1")
+    pile = make_pile(lab, tmp_path / "pile")
+    with backend.dovecot_conf.open("a") as conf:
+        conf.write(f"!include_try {deploy_inventory.dropin_path(backend)}\n"
+                   f"{lab.dovecot_file_setting('ssl_cert', backend.cert_file)}\n"
+                   f"{lab.dovecot_file_setting('ssl_key', backend.key_file)}\n")
+    new_files = {"mail_tls_deploy_dovecot_cert_file": str(backend.tls_dir / "fullchain-new.pem"),
+                 "mail_tls_deploy_dovecot_key_file": str(backend.tls_dir / "key-new.pem")}
+    try:
+        run = playbook(dict(pile["vars"], **new_files, mail_tls_deploy_load_balancer={}), limit="mx1")
+        assert run.returncode != 0, str(run)
+        result = run.fact("mx1")
+        assert result["rolled_back"] and not result["succeeded"], result
+        overridden = [w["message"] for w in result["warnings"]
+                      if (w["code"], w["service"]) == ("setting_overridden", "dovecot")]
+        cert_setting = lab.dovecot_file_setting("ssl_cert", "").split(" = ")[0]
+        assert any(f"effective {cert_setting} is " in message and str(backend.cert_file) in message
+                   for message in overridden), result["warnings"]
+        assert served_leaves(backend.address) == {s: {fingerprint(lab.pki.leaf.der)} for s in SERVICES}
+    finally:
+        for path in new_files.values():
+            Path(path).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from test_endpoints_lab import BROKEN, NAME, lab_endpoints, serving
 from unit.hostile_server import free_port
 from unit.plugins.modules.ansible_adhoc import ANSIBLE_BIN, run_task
 
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.modules import mail_tls_endpoint_info
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(), reason="ansible-core is not installed in this "
@@ -79,14 +80,16 @@ def test_assert_fails_on_a_broken_backend_with_one_line_per_endpoint_and_finding
     endpoints = lab_endpoints(lab)
     result = run_task(tmp_path, ASSERT, args(lab, endpoints))
     assert result["failed"] and result["passed"] is False
-    failing = [entry["name"] for entry in result["endpoints"]
-               if any(v["endpoint"] == entry["name"] for v in result["violations"])]
+    failing = list(dict.fromkeys(v["endpoint"] for v in result["violations"]))  # in endpoint order
     expected = []
     for name in failing:
         violations = [v for v in result["violations"] if v["endpoint"] == name]
         expected.append(f"{name}: {len(violations)} policy violation(s):")
-        expected += [f"- [{v['code']}] {v['message']}" for v in violations]
+        expected += [" ".join(filter(None, (f"- [{v['code']}] {v['message']}", clients_note(v["code"]))))
+                     for v in violations]
     assert result["msg"].splitlines() == expected
+    assert any(line.startswith("- [missing_intermediate] ") and "Refused in the client lab by fetchmail" in line
+               for line in expected)
     broken = [f"{e} {e.dialect}" for e in endpoints if e.label == broken_backend.name]
     assert set(broken) <= set(failing)
     assert set(failing) - set(broken) <= {f"{e} {e.dialect}" for e in endpoints if e.label == "front"}
@@ -111,7 +114,7 @@ def test_assert_ignoring_the_broken_backends_codes_passes(lab, tmp_path, broken_
     (INFO, {"port": 0}, {}, "endpoint 127.0.0.1:0: port must be a number from 1 to 65535"),
     (ASSERT, {"port": 0}, {}, "endpoint 127.0.0.1:0: port must be a number from 1 to 65535"),
     (INFO, {"port": 25, "protocol": "smtpx"}, {}, "value of protocol must be one of: smtp, lmtp, imap"),
-    (INFO, {"port": 25}, {"timeout": 0}, "timeout must be more than 0 seconds"),
+    (INFO, {"port": 25}, {"timeout": 0}, "timeout must be more than 0 and at most 3600 seconds"),
 ], ids=["info-port-0", "assert-port-0", "info-unknown-protocol", "info-timeout-0"])
 def test_bad_endpoint_input_fails_clearly_without_a_traceback(tmp_path, module, endpoint, extra, words):
     result = run_task(tmp_path, module, {"endpoints": [{"address": "127.0.0.1", **endpoint}], **extra})

@@ -26,7 +26,7 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 command -v "$python" >/dev/null || { echo "mkvenv: $python not found" >&2; exit 1; }
-key="$(sha256sum <"$requirements" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version)' | head -1 | tr ' ' _)"
+key="$(sha256sum <"$requirements" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version.splitlines()[0])' | tr ' ' _)"
 
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] \
     && "$venv/bin/python" -c 'import sys' 2>/dev/null; then

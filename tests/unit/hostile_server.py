@@ -36,6 +36,21 @@ class Behaviour:
     handshake: str = "ok"  # ok, or drip: a TLS record header, then one byte every drip_interval
     drip_interval: float = 1.0  # seconds between the bytes of a dripping greeting or handshake
     proxy: Optional[str] = None  # v1 or v2: require that PROXY header, checked against the real addresses
+    # A refusal before STARTTLS, as REFUSALS lists per protocol: greeting, hello, bye, preauth, capa, starttls_bye
+    refusal: str = ""
+
+
+# protocol -> refusal -> (the line sent instead of the healthy one, what the healthy line was)
+REFUSALS = {
+    "smtp": {"greeting": b"554 5.3.2 mail.example.test no SMTP service here\r\n",
+             "hello": b"502 5.5.2 Error: command not recognized\r\n"},
+    "imap": {"greeting": b"* BYE Too many connections from your IP\r\n",
+             "preauth": b"* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] Logged in as mailuser\r\n",
+             "bye": b"* BYE Server shutting down.\r\n"},
+    "pop3": {"greeting": b"-ERR [SYS/TEMP] Service unavailable\r\n", "capa": b"-ERR Unknown command.\r\n"},
+    "sieve": {"greeting": b'NO "Service unavailable"\r\n', "bye": b'BYE "Too many connections"\r\n',
+              "starttls_bye": b'BYE "Server shutting down"\r\n'},
+}
 
 
 def server_context(*chains: list, by_name: Optional[dict] = None, alert: bool = False) -> ssl.SSLContext:
@@ -200,10 +215,19 @@ class HostileServer:
 
     # The dialogues: each returns True when TLS should start
 
-    def _smtp(self, connection: socket.socket, hello: bytes = b"EHLO") -> bool:
-        if not self._greet(connection, b"220 mail.example.test ESMTP test\r\n", b"220-spam and more spam\r\n"):
+    def _refuse(self, connection: socket.socket, step: str) -> bool:
+        """Send the refusal behaviour.refusal names when it is for this step of the dialogue; True if sent."""
+        if self.behaviour.refusal != step:
             return False
-        if not _readline(connection).upper().startswith(hello + b" "):
+        connection.sendall(REFUSALS[self.behaviour.protocol.replace("lmtp", "smtp")][step])
+        _drain(connection)
+        return True
+
+    def _smtp(self, connection: socket.socket, hello: bytes = b"EHLO") -> bool:
+        if self._refuse(connection, "greeting") or not self._greet(
+                connection, b"220 mail.example.test ESMTP test\r\n", b"220-spam and more spam\r\n"):
+            return False
+        if not _readline(connection).upper().startswith(hello + b" ") or self._refuse(connection, "hello"):
             return False
         starttls = [] if self.behaviour.starttls == "not_offered" else [b"STARTTLS"]
         lines = [b"mail.example.test", b"PIPELINING", b"SIZE 10240000", *starttls, b"8BITMIME"]
@@ -219,9 +243,12 @@ class HostileServer:
     def _imap(self, connection: socket.socket) -> bool:
         capabilities = b"IMAP4rev1 LITERAL+" + (b" STARTTLS" if self.behaviour.starttls != "not_offered" else b"")
         code = b"[CAPABILITY " + capabilities + b"] " if self.behaviour.capabilities_in_greeting else b""
-        if not self._greet(connection, b"* OK " + code + b"Dovecot ready.\r\n"):
+        if self._refuse(connection, "greeting") or self._refuse(connection, "preauth") or not self._greet(
+                connection, b"* OK " + code + b"Dovecot ready.\r\n"):
             return False
         tag, _space, command = _readline(connection).partition(b" ")
+        if command.upper() == b"CAPABILITY" and self._refuse(connection, "bye"):
+            return False
         if command.upper() == b"CAPABILITY":
             connection.sendall(b"* CAPABILITY " + capabilities + b"\r\n" + tag + b" OK done\r\n")
             tag, _space, command = _readline(connection).partition(b" ")
@@ -231,9 +258,9 @@ class HostileServer:
                                      tag + b" NO [UNAVAILABLE] STARTTLS unavailable\r\n")
 
     def _pop3(self, connection: socket.socket) -> bool:
-        if not self._greet(connection, b"+OK Dovecot ready.\r\n"):
+        if self._refuse(connection, "greeting") or not self._greet(connection, b"+OK Dovecot ready.\r\n"):
             return False
-        if _readline(connection).upper() != b"CAPA":
+        if _readline(connection).upper() != b"CAPA" or self._refuse(connection, "capa"):
             return False
         stls = b"STLS\r\n" if self.behaviour.starttls != "not_offered" else b""
         connection.sendall(b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\n" + stls + b"USER\r\n.\r\n")
@@ -245,9 +272,13 @@ class HostileServer:
         starttls = b'"STARTTLS"\r\n' if self.behaviour.starttls != "not_offered" else b""
         greeting = (b'"IMPLEMENTATION" "Dovecot Pigeonhole"\r\n"SIEVE" "fileinto reject envelope"\r\n' + starttls
                     + b'"VERSION" "1.0"\r\nOK "Dovecot ready."\r\n')
+        if self.behaviour.refusal in ("greeting", "bye"):  # the capabilities, then NO or BYE instead of OK
+            greeting = greeting.rsplit(b"OK", 1)[0]
+            connection.sendall(greeting)
+            return not self._refuse(connection, self.behaviour.refusal)
         if not self._greet(connection, greeting, b'"SPAM" "more"\r\n'):
             return False
-        if _readline(connection).upper() != b"STARTTLS":
+        if _readline(connection).upper() != b"STARTTLS" or self._refuse(connection, "starttls_bye"):
             return False
         return self._answer_starttls(connection, b'OK "Begin TLS negotiation now."\r\n', b'NO "TLS unavailable"\r\n')
 
@@ -321,3 +352,24 @@ def full_backlog():
                 filler.connect(listener.getsockname())
         time.sleep(0.1)
         yield listener.getsockname()[1]
+
+
+def resolver_table(entries: dict):
+    """A resolver for probe's resolver seam that answers from entries (name -> addresses, in order) as getaddrinfo
+    would: no resolver of a test machine knows a name with both ::1 and a 127/8 address."""
+    def resolve(host: str, port: int) -> list:
+        if host not in entries:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [answer for address in entries[host] for answer in
+                socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)]
+    return resolve
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (containers may not)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -28,7 +28,8 @@ TOP_KEYS = {"certificates", "chain", "root", "issues", "names", "complete", "ord
             "alternatives", "signature_checks"}
 ENTRY_KEYS = {"subject", "issuer", "common_names", "dns_names", "ip_addresses", "serial", "not_before", "not_after",
               "days_left", "key_type", "key_size", "key_curve", "signature_algorithm", "is_ca", "path_length",
-              "subject_key_id", "authority_key_id", "aia_ca_issuers", "self_signed", "fingerprints", "index", "source"}
+              "subject_key_id", "authority_key_id", "aia_ca_issuers", "self_signed", "fingerprints", "index", "source",
+              "tlsa"}
 ISSUE_KEYS = {"code", "severity", "message", "certificate"}
 NAME_KEYS = {"name", "normalized", "matches", "matched_by", "source", "wildcard", "cn_only", "reason"}
 
@@ -163,7 +164,7 @@ def test_key_mismatch_names_the_key_file(files):
 
 
 def test_system_trust_bundle_is_read_and_does_not_trust_a_private_root(files, h):
-    path = analysis.system_trust_bundle()
+    path = analysis.system_trust_store()
     if path is None:
         pytest.skip("this host has no system trust bundle")
     request = analysis.load_request(paths=[str(files / "fullchain.pem")], system_roots=True,
@@ -267,7 +268,7 @@ def test_request_from_params_with_pkcs12(files):
 
 
 @pytest.mark.parametrize(("values", "words"), [
-    ({"expires_soon_days": -1}, ["expires_soon_days", "0 or more"]),
+    ({"expires_soon_days": -1}, ["expires_soon_days", "from 0 to 36500"]),
     ({"names": ["mail example.test"]}, ["names:", "'mail example.test'", "white space"]),
     ({"names": ["*.example.test"]}, ["names:", "wildcard"]),
     ({"names": [MAIL, ""]}, ["names:", "empty"]),

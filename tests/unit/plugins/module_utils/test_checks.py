@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Optional
 
 import pki
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
@@ -52,27 +50,6 @@ def key_of(item: pki.Issued, source: str = "key.pem") -> tuple[load.LoadedKey, .
 def rsa_key(bits: int):
     """RSA keys are slow to make: one per size for the whole module."""
     return pki.new_key("rsa", bits)
-
-
-def openssl_ca(tmp_path: Path, issuer: Optional[pki.Issued], common_name: str, digest: str = "sha1") -> pki.Issued:
-    """A CA certificate signed with digest by the openssl command (cryptography refuses to sign with SHA-1)."""
-    key = pki.new_key()
-    stem = tmp_path / common_name.replace(" ", "_")
-    key_file, csr, out, ext = (stem.with_suffix(suffix) for suffix in (".key", ".csr", ".pem", ".ext"))
-    key_file.write_bytes(pki.Issued(None, key).key_pem())
-    ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
-                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
-    subprocess.run(["openssl", "req", "-new", "-key", key_file, "-subj", f"/O=mailops test/CN={common_name}",
-                    "-out", csr], check=True, capture_output=True)
-    if issuer is None:
-        signer = ["-signkey", key_file]
-    else:
-        (tmp_path / "issuer.pem").write_bytes(issuer.pem)
-        (tmp_path / "issuer.key").write_bytes(issuer.key_pem())
-        signer = ["-CA", tmp_path / "issuer.pem", "-CAkey", tmp_path / "issuer.key", "-set_serial", "4711"]
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, *signer, f"-{digest}", "-days", "400", "-extfile", ext,
-                    "-out", out], check=True, capture_output=True)
-    return pki.Issued(x509.load_pem_x509_certificate(out.read_bytes()), key)
 
 
 @dataclass
@@ -234,6 +211,22 @@ def key_mismatch(_tmp_path):
     return Case(result, h.leaf, 0, (MAIL, "mail.key"))
 
 
+def _with_key_file(tmp_path, key_file_data: bytes) -> analysis.Analysis:
+    """The simple chain analysed with private_key_path naming a file that holds key_file_data."""
+    h = simple()
+    (tmp_path / "bundle.pem").write_bytes(pki.pem_bundle(*h.served_chain))
+    (tmp_path / "root.pem").write_bytes(h.root.pem)
+    (tmp_path / "mail.key").write_bytes(key_file_data(h))
+    return analysis.analyze(analysis.load_request([str(tmp_path / "bundle.pem")], roots=[str(tmp_path / "root.pem")],
+                                                  system_roots=False, private_key_path=str(tmp_path / "mail.key")))
+
+
+def no_private_key(tmp_path):
+    result = _with_key_file(tmp_path, lambda h: h.leaf.pem)
+    assert result.key_matches is None
+    return Case(result, None, None, (str(tmp_path / "mail.key"), "holds no private key, only 1 certificate(s)"))
+
+
 def weak_key(_tmp_path):
     h = pki.hierarchy(MAIL, key=rsa_key(1024))
     return Case(analyze(h.served_chain, roots=[h.root]), h.leaf, 0, (MAIL, "1024-bit RSA", "2048"))
@@ -242,7 +235,7 @@ def weak_key(_tmp_path):
 @needs_openssl
 def weak_signature(tmp_path):
     top = pki.root()
-    inter = openssl_ca(tmp_path, top, "SHA1 Issuing CA")
+    inter = pki.openssl_ca(tmp_path, top, "SHA1 Issuing CA")
     return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
                 ("SHA1 Issuing CA", "block 2 of bundle.pem", "SHA-1"))
 
@@ -263,7 +256,7 @@ POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
     parse_error, ignored_block, no_certificate, wrong_order, missing_intermediate, root_included,
     unrelated_certificate, duplicate_certificate, untrusted_root, chain_cycle, chain_search_limit, cross_signed,
     expired, not_yet_valid, expires_soon, not_a_ca, path_length_exceeded, bad_signature, name_mismatch,
-    wildcard_used, cn_only, key_mismatch, weak_key, weak_signature, missing_server_auth, leaf_is_ca)}
+    wildcard_used, cn_only, key_mismatch, no_private_key, weak_key, weak_signature, missing_server_auth, leaf_is_ca)}
 
 
 def test_every_code_has_a_positive_case():
@@ -364,7 +357,7 @@ def near_weak_key(_tmp_path):
 @needs_openssl
 def near_weak_signature(tmp_path):
     """A root's own SHA-1 self-signature is never checked by clients."""
-    top = openssl_ca(tmp_path, None, "SHA1 Self-Signed Root")
+    top = pki.openssl_ca(tmp_path, None, "SHA1 Self-Signed Root")
     inter = top.issue("Issuing CA", ca=True)
     return analyze([inter.leaf(MAIL), inter], roots=[top])
 
@@ -394,6 +387,13 @@ def near_cross_signed(_tmp_path):
     return analyze([inter.leaf(MAIL), inter], pool=[pki.cross_sign(inter, root_b), root_b], roots=[root_a])
 
 
+def near_no_private_key(tmp_path):
+    """The key after a certificate in the same file, as a combined key+chain file may hold them."""
+    result = _with_key_file(tmp_path, lambda h: h.leaf.pem + h.leaf.key_pem())
+    assert result.key_matches is True
+    return result
+
+
 def near_key_mismatch(_tmp_path):
     h = simple()
     other = pki.new_key()
@@ -420,6 +420,7 @@ NEAR_MISSES: dict[str, Callable] = {
     "weak_key": near_weak_key, "weak_signature": near_weak_signature, "untrusted_root": near_untrusted_root,
     "chain_cycle": near_chain_cycle, "chain_search_limit": near_search_limit, "cross_signed": near_cross_signed,
     "key_mismatch": near_key_mismatch, "missing_server_auth": near_leaf_usage, "leaf_is_ca": near_leaf_usage,
+    "no_private_key": near_no_private_key,
     "parse_error": near_parse, "ignored_block": near_parse, "no_certificate": near_parse,
     "missing_intermediate": clean, "root_included": clean,
 }

@@ -329,9 +329,9 @@ def test_key_types_report_both_chains_and_no_mismatch_between_them(stack, dual):
 
 # The result schema
 
-ENDPOINT_KEYS = ["name", "address", "port", "protocol", "server_name", "sni", "label", "key_type_requested",
-                 "key_type", "ok", "error", "tls_version", "cipher", "seconds", "presented", "chain", "root", "names",
-                 "complete", "ordered", "trusted", "issues"]
+ENDPOINT_KEYS = ["name", "address", "peer_address", "port", "protocol", "server_name", "sni", "label",
+                 "key_type_requested", "key_type", "ok", "error", "tls_version", "cipher", "seconds", "presented",
+                 "chain", "root", "names", "complete", "ordered", "trusted", "issues"]
 
 
 def test_endpoint_results_have_stable_keys_serialise_and_count_right(serve, chains, trusting):

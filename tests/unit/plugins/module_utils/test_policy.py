@@ -6,6 +6,7 @@ import pki
 import pytest
 
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, load
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES, CertificateRef, finding
 from ansible_collections.mailops.tls.plugins.module_utils.policy import Verdict, check_codes, evaluate, failure_message
@@ -79,8 +80,8 @@ def test_failure_message_has_one_line_per_violation():
     verdict = evaluate(FINDINGS)
     lines = failure_message(verdict.violations, "the certificate chain").split("\n")
     assert lines == ["the certificate chain: 2 policy violation(s):",
-                     "- [expired] 'CN=mail.example.test' expired",
-                     "- [missing_intermediate] the issuer is missing"]
+                     f"- [expired] 'CN=mail.example.test' expired {clients_note('expired')}",
+                     f"- [missing_intermediate] the issuer is missing {clients_note('missing_intermediate')}"]
 
 
 def test_failure_message_lines_cannot_be_forged_by_certificate_names():

@@ -4,6 +4,7 @@ docs/audit-report-schema.json), cross-host backend_mismatch, the policy, JUnit X
 from __future__ import annotations
 
 import datetime
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -15,12 +16,14 @@ import pytest
 import report_schema
 
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement, loaded_certificates
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import compare, endpoint_results, judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CODES
 from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, ProbeResult
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     CHECKS,
+    DATA_CHECKS,
     FIXES,
     SCHEMA_VERSION,
     build_report,
@@ -197,15 +200,15 @@ def test_merging_refuses_what_is_not_an_audit_report(other):
 
 
 @pytest.mark.parametrize("damage, reason", [
-    (lambda doc: doc.pop("hosts"), "the field 'hosts' is missing"),
-    (lambda doc: doc["hosts"][0].pop("endpoints"), "the field 'endpoints' is missing"),
-    (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "the field 'chain' is missing"),
-    (lambda doc: doc["hosts"][0].update(endpoints=7), "a field has the wrong type"),
+    (lambda doc: doc.pop("hosts"), "($: hosts is missing)"),
+    (lambda doc: doc["hosts"][0].pop("endpoints"), "($.hosts[0]: endpoints is missing)"),
+    (lambda doc: doc["hosts"][1]["endpoints"][0].pop("chain"), "($.hosts[1].endpoints[0]: chain is missing)"),
+    (lambda doc: doc["hosts"][0].update(endpoints=7), "($.hosts[0].endpoints: 7 is not of type ['array'])"),
 ])
 def test_merging_refuses_a_damaged_report_naming_what_is_wrong(document, damage, reason):
     damaged = json.loads(json.dumps(document))
     damage(damaged)
-    expected = f"edited.json is not a complete mailops.tls audit report: {reason}"
+    expected = f"edited.json, a mailops.tls audit report to merge, does not match its schema {reason}"
     with pytest.raises(InputError, match=re.escape(expected)):
         hosts_from_reports([("edited.json", damaged)])
 
@@ -223,7 +226,8 @@ def test_an_unreachable_endpoint_fails_its_connection_check_and_skips_the_others
     assert refused["reachable"] is False and refused["error"]["code"] == "connect_refused"
     statuses = {c["check"]: c["status"] for c in refused["checks"]}
     assert statuses == {"connection": "fail", "chain": "skipped", "trust": "skipped", "names": "skipped",
-                        "validity": "skipped", "keys": "skipped", "consistency": "skipped"}
+                        "validity": "skipped", "keys": "skipped", "consistency": "skipped", "dane": "skipped",
+                        "mta_sts": "skipped"}
     assert refused["chain"]["presented"] == [] and refused["expiry"] is None
 
 
@@ -326,9 +330,13 @@ def test_junit_has_one_case_per_endpoint_and_check_with_failures_where_they_belo
     assert chain_failure.find("failure").get("type") == "missing_intermediate"
     assert "Fix: Add the intermediate" in chain_failure.find("failure").text
     skipped = [case for case in suites["mx3"] if case.find("skipped") is not None]
-    assert len(skipped) == len(CHECKS) - 1
+    unreachable = [case for case in skipped if case.find("skipped").get("message").startswith("no TLS connection")]
+    assert len(unreachable) == len(CHECKS) - 1
+    # DANE and MTA-STS come from mail_tls_dane_info: not checked by these probes (mx3's other two endpoints)
+    assert {case.get("name").split(":")[0] for case in skipped if case not in unreachable} == set(DATA_CHECKS)
+    assert len(skipped) == len(CHECKS) - 1 + 2 * len(DATA_CHECKS)
     assert root.get("tests") == str(9 * len(CHECKS) + 1) and root.get("failures") == str(len(failed))
-    assert root.get("skipped") == str(len(skipped))
+    assert root.get("skipped") == str(sum(case.find("skipped") is not None for case in root.iter("testcase")))
     assert suites["mx2"].get("failures") == "9" and suites["mx2"].get("hostname") == "192.0.2.12"
 
 
@@ -388,6 +396,13 @@ def test_html_explains_findings_with_their_fix(document):
     assert "Failed: 4 of 9 endpoint(s) break the policy." in page
     assert "How to fix: Add the intermediate right after the certificate it signed." in page
     assert "What to fix first" in page and "connection refused" in page
+
+
+def test_html_names_the_clients_that_refused_each_finding(document):
+    page = html_page(document)
+    note = clients_note("missing_intermediate")
+    assert note.startswith("Refused in the client lab by ")
+    assert page.count(f'<div class="clients">{html.escape(note)}</div>') >= 2  # what to fix first, and the details
 
 
 # ---------------------------------------------------------------------------------------------------------------

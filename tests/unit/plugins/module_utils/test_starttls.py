@@ -61,6 +61,28 @@ def test_starttls_answers(context, protocol, starttls_mode, code, words):
     assert caught.value.code == code
 
 
+@pytest.mark.parametrize(("protocol", "refusal", "code", "words"), [
+    ("smtp", "greeting", "protocol_error", "greeted with 554 '5.3.2 mail.example.test no SMTP service here' instead "
+                                           "of 220"),
+    ("lmtp", "greeting", "protocol_error", "the LMTP server greeted with 554"),
+    ("smtp", "hello", "protocol_error", "the SMTP server answered EHLO with 502 '5.5.2 Error: command not"),
+    ("lmtp", "hello", "protocol_error", "the LMTP server answered LHLO with 502"),
+    ("imap", "greeting", "protocol_error", "unexpected IMAP greeting: '* BYE Too many connections"),
+    ("imap", "preauth", "starttls_not_offered", "greets with PREAUTH, and STARTTLS is only allowed before"),
+    ("imap", "bye", "protocol_error", "the IMAP server ended the session: '* BYE Server shutting down.'"),
+    ("pop3", "greeting", "protocol_error", "unexpected POP3 greeting: '-ERR [SYS/TEMP] Service unavailable'"),
+    ("pop3", "capa", "starttls_not_offered", "does not support CAPA (RFC 2449), so it cannot announce STLS"),
+    ("sieve", "greeting", "protocol_error", "the ManageSieve server refused the session: 'NO \"Service unavailable"),
+    ("sieve", "bye", "protocol_error", "the ManageSieve server refused the session: 'BYE \"Too many connections"),
+    ("sieve", "starttls_bye", "starttls_rejected", "refused STARTTLS: 'BYE \"Server shutting down\"'"),
+])
+def test_every_refusal_before_tls_has_its_code_and_quotes_the_server(context, protocol, refusal, code, words):
+    with pytest.raises(ProbeError) as caught:
+        run_dialogue(context, Behaviour(protocol, refusal=refusal))
+    assert caught.value.code == code
+    assert words in str(caught.value)
+
+
 def test_smtp_refusal_quotes_the_reply(context):
     with pytest.raises(ProbeError, match=re.escape("454 4.7.0 TLS not available")):
         run_dialogue(context, Behaviour("smtp", starttls="rejected"))

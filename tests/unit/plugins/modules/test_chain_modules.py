@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import pki
 from ansible_adhoc import ANSIBLE_BIN, run_task
+
+from ansible_collections.mailops.tls.plugins.modules import mail_tls_root_info
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
                                 reason="ansible-core is not installed in this interpreter's environment "
@@ -72,6 +75,20 @@ def test_assert_module_lists_every_violation_on_its_own_line(tmp_path, files):
     assert lines[0].endswith("4 policy violation(s):")
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_failing_gate_returns_its_violations_and_the_details_only_with_v(tmp_path, files, verbose):
+    args = {"path": [files["messy"]], "roots": [files["root"]], "system_roots": False,
+            "names": ["smtp.example.test"], "fail_on": ["root_included"]}
+    result = run_task(tmp_path, "mailops.tls.mail_tls_assert", args, verbose=verbose)
+    assert result["failed"] is True
+    shown = {key for key in result if key not in ("failed", "stderr_of_ansible", "diff_text")}
+    assert shown == {"msg", "changed", "passed", "violations", "waived"} | ({"details"} if verbose else set())
+    assert len(result["violations"]) == len(result["msg"].splitlines()) - 1
+    if verbose:
+        assert {"issues", "certificates", "chain", "root", "names"} <= set(result["details"])
+        assert len(result["details"]["certificates"]) == len(result["details"]["chain"]) + 1  # the root given too
+
+
 def test_assert_module_waives_ignored_codes_and_warns(tmp_path, files, company):
     stale = pki.hierarchy("old.example.test").leaf
     bundle = tmp_path / "extra.pem"
@@ -121,3 +138,13 @@ def test_root_info_refuses_a_root_it_cannot_read_whole_with_the_reason(tmp_path)
     assert result["msg"].startswith(f"block 1 of {root} cannot be published: the certificate's extensions cannot be "
                                     "parsed"), result["msg"]
     assert "Traceback" not in json.dumps(result)
+
+
+def test_root_info_returns_every_documented_key_and_only_those(tmp_path, files):
+    documented = yaml.safe_load(mail_tls_root_info.RETURN)
+    result = run_task(tmp_path, "mailops.tls.mail_tls_root_info",
+                      {"path": [files["good"]], "roots": [files["root"]], "system_roots": False})
+    assert not result["failed"], result.get("msg")
+    assert set(documented) <= set(result)
+    assert sorted(result["root"]) == sorted(documented["root"]["contains"])
+    assert sorted(result["root"]["fingerprints"]) == sorted(documented["root"]["contains"]["fingerprints"]["contains"])

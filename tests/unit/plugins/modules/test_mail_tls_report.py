@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,15 +67,29 @@ def test_merge_in_check_mode_writes_nothing(tmp_path, slices):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("missing", "slice-3.json does not exist: give the JSON reports of the audit's slices"),
+    ("missing", "slice-3.json does not exist: check the path"),
     ("not json", "slice-3.json is not JSON"),
     ("other json", "slice-3.json is not a mailops.tls audit report"),
-    ("directory", "slice-3.json is a directory, not a file"),
+    ("directory", "slice-3.json is a directory"),
+    ("fifo", "slice-3.json is a FIFO (named pipe), not a regular file"),
+    ("deep", "slice-3.json nests its JSON too deeply to be an audit report"),
+    ("markup", "slice-3.json, a mailops.tls audit report to merge, does not match its schema ($.hosts[0].endpoints[0]"
+               ".port: '<script>alert(1)</script>' is not of type ['integer'])"),
 ])
 def test_merge_refuses_what_it_cannot_merge(tmp_path, slices, damage, message):
     third = tmp_path / "slice-3.json"
     if damage == "directory":
         third.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(third)
+    elif damage == "deep":
+        third.write_text("[" * 200000 + "]" * 200000, encoding="utf-8")
+    elif damage == "markup":
+        report = json.loads(Path(slices[0]).read_text(encoding="utf-8"))
+        report["hosts"][0]["endpoints"][0]["port"] = "<script>alert(1)</script>"
+        report["hosts"] = report["hosts"][:1]
+        report["hosts"][0]["name"] = "mx9"
+        third.write_text(json.dumps(report), encoding="utf-8")
     elif damage != "missing":
         third.write_text("{not json" if damage == "not json" else '{"hosts": []}', encoding="utf-8")
     result = run_task(tmp_path, "mailops.tls.mail_tls_report",
