@@ -285,6 +285,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True,
                            required_one_of=[("hosts", "merge")], mutually_exclusive=[("hosts", "merge")])
     params = module.params
+    if params["hosts"] is None and params["merge"] is None:  # required_one_of counts an option given as null
+        module.fail_json(msg="one of hosts and merge is required, and both are null: give the hosts to judge, or the "
+                             "slice reports to merge")
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
     try:
         check_distinct([(f"{kind}_path", path) for kind, path in outputs.items()])
