@@ -21,11 +21,12 @@ STEP := bash tests/tools/step.sh
 
 .PHONY: help venv venv-oldest bench-venv lint test-packages unit unit-oldest unit-distros sanity changelog-lint \
 	integration test demo bench collection-link clean ansible-lint molecule clients release-venv release-check \
-	release docsite
+	release docsite differential mutation
 
 help:
 	@echo "targets: venv venv-oldest lint ansible-lint molecule test-packages unit unit-oldest unit-distros sanity"
-	@echo "         changelog-lint integration release-check test demo bench clients docsite release clean"
+	@echo "         changelog-lint integration release-check test demo bench clients docsite release"
+	@echo "         differential mutation clean"
 	@echo "  test = lint ansible-lint changelog-lint unit unit-oldest unit-distros sanity integration molecule"
 	@echo "         release-check (what CI runs)"
 	@echo "  release = docsite pages and CHANGELOG.rst for the version in galaxy.yml (see README: Releasing)"
@@ -137,6 +138,21 @@ bench: venv bench-venv collection-link
 clients: venv collection-link
 	@$(STEP) "clients: tests/clients/matrix.py (every client against every scenario on the lab)" bash -c \
 		'sh tests/lab/install.sh && sh tests/clients/install.sh && $(VENV)/bin/python tests/clients/matrix.py'
+
+# Path validation against cryptography's verifier and openssl verify on thousands of random certificate graphs,
+# with agreement counts per rule (make test runs a fixed seed of 300 in unit and unit-oldest). GRAPHS= and SEED= vary it.
+GRAPHS ?= 3000
+SEED ?= 13
+differential: venv collection-link
+	@$(STEP) "differential: $(GRAPHS) random certificate graphs, seed $(SEED) (tests/differential.py)" env \
+		PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(VENV)/bin/python tests/differential.py --graphs $(GRAPHS) --seed $(SEED)
+
+# Mutation testing of chain, pathrules, checks and names: every surviving mutant is killed by a test or listed with
+# its reason in docs/validation.md. EVERY=n samples every n-th mutant; about 10 s per mutant and job.
+EVERY ?= 1
+mutation: venv
+	@$(STEP) "mutation: tests/tools/mutation.py (every $(EVERY). mutant)" \
+		$(VENV)/bin/python tests/tools/mutation.py --every $(EVERY)
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) $(VENV_RELEASE) $(BUILD) tests/output .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import random
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ class Issued:
               **options) -> Issued:
         """Issue a child certificate signed by this one (see build_cert for options)."""
         child_key = key or new_key(key_type)
-        cert = build_cert(subject=options.pop("subject", None) or name(common_name), public_key=child_key.public_key(),
+        subject = options.pop("subject", None)  # an empty Name (no attributes) is a subject too
+        cert = build_cert(subject=name(common_name) if subject is None else subject, public_key=child_key.public_key(),
                           issuer=self, ca=ca, **options)
         issued = Issued(cert, child_key)
         self.children.append(issued)
@@ -96,10 +98,13 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
                key_usage: Optional[str] = "default", server_auth: bool = True, pss: bool = False,
                hash_algorithm=None, aia_ca_issuers: Optional[str] = None, serial: Optional[int] = None,
                signing_key=None, subject_key_id: Optional[bytes] = None,
-               raw_extensions: Sequence[tuple[x509.ObjectIdentifier, bytes]] = ()) -> x509.Certificate:
+               raw_extensions: Sequence[tuple[x509.ObjectIdentifier, bytes]] = (),
+               extensions: Sequence[tuple[x509.ExtensionType, bool]] = (), basic_constraints_critical: bool = True,
+               san_critical: bool = False) -> x509.Certificate:
     """Build one certificate; issuer None makes it self-signed. subject_key_id replaces the SKI derived from
     public_key (to build look-alike CAs); raw_extensions adds (OID, DER value) extensions as they are, even values
-    that do not parse as that OID's extension."""
+    that do not parse as that OID's extension; extensions adds (extension, critical) pairs (name constraints, a CA's
+    extendedKeyUsage). server_auth None gives a leaf no extendedKeyUsage at all."""
     signer_key = signing_key or (issuer.key if issuer else None)
     issuer_name = issuer.cert.subject if issuer else subject
     builder = (x509.CertificateBuilder()
@@ -111,18 +116,18 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
                .not_valid_after(not_after or NOW + 365 * DAY))
     if basic_constraints:
         builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
-                                        critical=True)
+                                        critical=basic_constraints_critical)
     if key_usage == "default":
         builder = builder.add_extension(_key_usage(ca), critical=True)
     elif key_usage == "encipher_only":
         builder = builder.add_extension(_key_usage(False, signature=False), critical=True)
     if not ca and server_auth:
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    elif not ca:
+    elif not ca and server_auth is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     alt_names = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=san_critical)
     if key_ids:
         ski = x509.SubjectKeyIdentifier(subject_key_id) if subject_key_id else \
             x509.SubjectKeyIdentifier.from_public_key(public_key)
@@ -133,6 +138,8 @@ def build_cert(*, subject: x509.Name, public_key, issuer: Optional[Issued], ca: 
                                         critical=False)
     for oid, value in raw_extensions:
         builder = builder.add_extension(x509.UnrecognizedExtension(oid, value), critical=False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     if aia_ca_issuers:
         builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
             x509.oid.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_ca_issuers))]),
@@ -241,6 +248,32 @@ def _tlv(tag: int, content: bytes) -> bytes:
         return bytes((tag, length)) + content
     size = (length.bit_length() + 7) // 8
     return bytes((tag, 0x80 | size)) + length.to_bytes(size, "big") + content
+
+
+def version_1(issued: Issued, signer: Issued) -> Issued:
+    """issued as an X.509 version 1 certificate (its version field left out, as v1 has it), signed again by signer."""
+    def edit(tbs: bytes) -> bytes:
+        body = tbs[_header_length(tbs):]
+        version = bytes.fromhex("a003020102")
+        assert body.startswith(version)
+        return _tlv(0x30, body[len(version):])
+    return resigned(issued, signer, edit)
+
+
+def mangled(data: bytes, rng: random.Random, most: int = 16) -> bytes:
+    """data with 1 to 3 random changes, for fuzzing parsers: a byte replaced, up to most bytes cut, or up to most random
+    bytes inserted (anywhere, the end included)."""
+    changed = bytearray(data)
+    for _change in range(rng.randint(1, 3)):
+        at = rng.randrange(len(changed) + 1)
+        kind = rng.randrange(3) if at < len(changed) else 2
+        if kind == 0:
+            changed[at] = rng.randrange(256)
+        elif kind == 1:
+            del changed[at:at + rng.randint(1, most)]
+        else:
+            changed[at:at] = rng.randbytes(rng.randint(1, most))
+    return bytes(changed)
 
 
 def openssl_ca(tmp_path: Path, issuer: Optional[Issued], common_name: str, digest: str = "sha1") -> Issued:

@@ -42,23 +42,57 @@ options:
     description:
       - Host names or IP addresses clients connect by, for example V(mail.example.org) and
         V(imap.example.org). Each is matched against the leaf by RFC 9525 rules.
-      - Unicode names are converted to A-labels (IDNA 2003).
+      - Only the subjectAltName counts, as for current clients; see O(cn_fallback).
+      - Unicode names are converted to A-labels (IDNA 2008 with the UTS 46 non-transitional mapping, as clients
+        resolve them; the C(idna) Python package is used where installed).
     type: list
     elements: str
     default: []
+  cn_fallback:
+    description:
+      - Also match O(names) against the subject CN of a certificate that has no subjectAltName, as legacy clients
+        do (OpenSSL's default host check, for example fetchmail and Postfix's SMTP client). Such a match still gives
+        a C(cn_only) warning.
+      - V(false) judges for current clients (Thunderbird, Apple Mail, Chromium-based clients, Python, Go, rustls),
+        which ignore the CN.
+    type: bool
+    default: false
+  max_chain_depth:
+    description:
+      - The most intermediate certificates allowed between the leaf and the trust anchor; deeper paths are not
+        followed and give C(chain_too_deep). The default is what cryptography's verifier allows.
+    type: int
+    default: 8
   valid_at:
     description:
       - Judge validity at this time instead of now, as an ISO 8601 date or date-time (UTC unless an offset is
         given), for example V(2027-01-31) to see what will have expired by then.
-      - It and the end of the O(expires_soon_days) period after it must fall within the years 1 to 9999 (UTC).
+      - It must fall within the years 1 to 9999 (UTC).
+      - Or a time relative to now, as community.crypto takes it, a sign and weeks, days, hours, minutes or
+        seconds, for example V(+30d) or V(-1w2d12h).
     type: str
   expires_soon_days:
     description:
       - Report an issue with code C(expires_soon) for each certificate of the chain that expires within
         this many days.
       - From 0 to 36500 (a century).
+      - O(expiry_warning) replaces it when given.
     type: int
     default: 30
+  expiry_warning:
+    description:
+      - Report C(expires_soon) (a warning) for each certificate of the chain, leaf, intermediates and root,
+        that expires within this threshold.
+      - Days (V(30) or V(30d)), or a share of each certificate's own lifetime (V(33%)), which fits
+        certificates of any lifetime; ACME clients renew when a third of the lifetime is left.
+      - Default O(expires_soon_days) days.
+    type: str
+  expiry_critical:
+    description:
+      - Report C(expires_critical) (an error) for each certificate of the chain that expires within this
+        threshold, in days or as a share of its lifetime as O(expiry_warning). Unset, nothing is critical
+        before it expires.
+    type: str
 requirements:
   - Python >= 3.9 and cryptography >= 36.0 on the host that runs the module
 """
@@ -161,6 +195,21 @@ options:
             before the probes start).
         type: bool
         default: false
+      backends:
+        description:
+          - This endpoint is a load balancer in front of this many servers, which may each serve another chain.
+            It is probed one connection at a time until that many different chains answered (then every server
+            was seen) or O(endpoints[].probes) probes were made, and each probe is judged and compared like an
+            endpoint of its own (different chains are a C(backend_mismatch)).
+          - The result's RV(sampled) says how many probes were made and how many different chains answered.
+          - From 1 to 1000.
+        type: int
+      probes:
+        description:
+          - The bound for O(endpoints[].backends), at least 1. A round-robin balancer reaches every server within
+            O(endpoints[].backends) probes; the default, n * ln(100 n) rounded up (18 for 3 servers), reaches
+            every one of n servers chosen at random with 99% certainty. At most 1000.
+        type: int
   key_types:
     description:
       - Ask each endpoint separately for its RSA and its ECDSA certificate (servers with dual certificates).
@@ -178,7 +227,18 @@ options:
     default: 10
   concurrency:
     description:
-      - How many endpoints are probed at once, from 1 to 1024.
+      - How many endpoints are probed at once, from 1 to 1024. The probes of one load balancer
+        (O(endpoints[].backends)) are made one after another.
     type: int
     default: 16
+  expected_leaves:
+    description:
+      - SHA-256 fingerprints of the leaf certificates every endpoint must present, for example the chain just
+        deployed (any case, with or without colons).
+      - An endpoint presenting another leaf gets C(old_chain_served), and where chains are compared
+        (C(backend_mismatch), C(service_mismatch)) the chain with an expected leaf is the reference, however
+        few endpoints present it.
+    type: list
+    elements: str
+    default: []
 """

@@ -14,11 +14,13 @@ from typing import Optional
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
 from ansible_collections.mailops.tls.plugins.module_utils import chain as chainlib
 from ansible_collections.mailops.tls.plugins.module_utils import names as nameslib
+from ansible_collections.mailops.tls.plugins.module_utils import pathrules
 from ansible_collections.mailops.tls.plugins.module_utils import tlsa as tlsalib
 from ansible_collections.mailops.tls.plugins.module_utils.checks import Facts, run_checks
 from ansible_collections.mailops.tls.plugins.module_utils.deps import require_cryptography
 from ansible_collections.mailops.tls.plugins.module_utils.der import DerError
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import DEFAULT_EXPIRY, ExpiryPolicy
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import (
     HASHED_NAME,
@@ -77,7 +79,8 @@ class Request:
     keys: tuple[LoadedKey, ...] = ()
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
-    expires_soon_days: int = 30
+    expiry: ExpiryPolicy = DEFAULT_EXPIRY
+    rules: pathrules.Rules = field(default_factory=pathrules.Rules)
     # pool and roots already indexed (pool_index): Judgement.request passes its own, so many leaves share one
     indexed: Optional[chainlib.CertificateIndex] = field(default=None, repr=False, compare=False)
 
@@ -150,7 +153,8 @@ class Judgement:
     system_roots: Loaded = field(default_factory=Loaded)
     names: tuple[str, ...] = ()
     valid_at: Optional[datetime.datetime] = None
-    expires_soon_days: int = 30
+    expiry: ExpiryPolicy = DEFAULT_EXPIRY
+    rules: pathrules.Rules = field(default_factory=pathrules.Rules)
 
     @cached_property
     def index(self) -> chainlib.CertificateIndex:
@@ -162,7 +166,7 @@ class Judgement:
         """An analysis request for certificates judged this way (names, when given, replace self.names)."""
         return Request(certificates=certificates, pool=self.pool, roots=self.roots, system_roots=self.system_roots,
                        keys=keys, names=tuple(self.names if names is None else names), valid_at=self.valid_at,
-                       expires_soon_days=self.expires_soon_days, indexed=self.index)
+                       expiry=self.expiry, rules=self.rules, indexed=self.index)
 
 
 def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.CertificateIndex:
@@ -175,13 +179,14 @@ def pool_index(pool: Loaded, roots: Loaded, system_roots: Loaded) -> chainlib.Ce
 
 def load_judgement(pool: Sequence[str] = (), roots: Sequence[str] = (), system_roots: bool = True,
                    names: Sequence[str] = (), valid_at: Optional[datetime.datetime] = None,
-                   expires_soon_days: int = 30) -> Judgement:
+                   expiry: ExpiryPolicy = DEFAULT_EXPIRY, rules: pathrules.Rules = pathrules.DEFAULT_RULES
+                   ) -> Judgement:
     """Read the pool and the trust anchors once; raises InputError for unreadable files."""
     require_cryptography()
     return Judgement(pool=load_paths(pool, check=False), roots=load_paths(roots),
                      system_roots=load_trust_store(system_trust_store()) if system_roots else Loaded(),
                      names=tuple(names),
-                     valid_at=valid_at, expires_soon_days=expires_soon_days)
+                     valid_at=valid_at, expiry=expiry, rules=rules)
 
 
 def load_certificates(paths: Sequence[str] = (), content: Optional[str] = None, private_key_path: Optional[str] = None,
@@ -213,10 +218,11 @@ def _private_key_file(path: str, passphrases: Sequence[Optional[bytes]]) -> Load
 def load_request(paths: Sequence[str] = (), content: Optional[str] = None, pool: Sequence[str] = (),
                  roots: Sequence[str] = (), system_roots: bool = True, private_key_path: Optional[str] = None,
                  passphrases: Sequence[Optional[bytes]] = (), names: Sequence[str] = (),
-                 valid_at: Optional[datetime.datetime] = None, expires_soon_days: int = 30) -> Request:
+                 valid_at: Optional[datetime.datetime] = None, expiry: ExpiryPolicy = DEFAULT_EXPIRY,
+                 rules: pathrules.Rules = pathrules.DEFAULT_RULES) -> Request:
     """Read every input the modules accept into a Request; raises InputError for unreadable files."""
     certificates, keys = load_certificates(paths, content, private_key_path, passphrases)
-    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expires_soon_days)
+    judgement = load_judgement(pool, roots, system_roots, names, valid_at, expiry, rules)
     return judgement.request(certificates, keys)
 
 
@@ -231,14 +237,15 @@ def analyze(request: Request) -> Analysis:
         return Analysis((), (), None, (*_load_findings(request, index, given_findings), problem), (), False, False,
                         False, None, (), 0, valid_at)
     leaf = _choose_leaf(index, request)
-    search = chainlib.search_paths(index, leaf)
-    path, alternatives = chainlib.best_path(search, valid_at)
+    search = chainlib.search_paths(index, leaf, max_depth=request.rules.max_chain_depth)
+    judge = pathrules.PathJudge(request.rules, valid_at)
+    path, alternatives = chainlib.best_path(search, judge.problems)
     key_matches = _key_matches(request.keys, leaf)
-    names = nameslib.match_names(request.names, leaf.info.dns_names, leaf.info.ip_addresses, leaf.info.common_names)
-    # Alternatives are the other valid paths: to an anchor, without validity or constraint problems.
-    valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not chainlib.path_problems(p, valid_at))
+    names = _match_names(request, leaf)
+    # Alternatives are the other valid paths: to an anchor, without validity, constraint or other rule problems.
+    valid = tuple(p for p in alternatives if p.kind == chainlib.TRUSTED and not judge.problems(p))
     facts = Facts(index, leaf, path, valid if path.kind == chainlib.TRUSTED else (), search, request.keys,
-                  key_matches, names, valid_at, request.expires_soon_days)
+                  key_matches, names, valid_at, request.expiry, judge)
     checked = run_checks(facts)
     # Pool and anchor certificates are read when a search needs them: their damage is known only now.
     findings = _load_findings(request, index, given_findings) + checked
@@ -248,7 +255,8 @@ def analyze(request: Request) -> Analysis:
         chain=tuple(_entry(node) for node in path.served), root=_entry(path.root) if path.root else None,
         findings=findings, names=names,
         complete=path.kind != chainlib.INCOMPLETE and "missing_intermediate" not in codes,
-        ordered="wrong_order" not in codes, trusted=path.kind == chainlib.TRUSTED, key_matches=key_matches,
+        ordered="wrong_order" not in codes, trusted=path.kind == chainlib.TRUSTED and not judge.findings(path),
+        key_matches=key_matches,
         alternatives=tuple(tuple(_entry(n) for n in p.served) for p in facts.alternatives),
         signature_checks=search.signature_checks, valid_at=valid_at)
 
@@ -300,12 +308,17 @@ def _choose_leaf(index: chainlib.CertificateIndex, request: Request) -> chainlib
         return len(seen) - 1
 
     def preference(node: chainlib.Node) -> tuple:
-        names = nameslib.match_names(request.names, node.info.dns_names, node.info.ip_addresses,
-                                     node.info.common_names)
+        names = _match_names(request, node)
         return (_key_matches(request.keys, node) is False, sum(not m.matches for m in names), -issuers_given(node),
                 node.given[0])
 
     return min(candidates, key=preference)
+
+
+def _match_names(request: Request, node: chainlib.Node) -> tuple[nameslib.NameMatch, ...]:
+    info = node.info
+    return nameslib.match_names(request.names, info.dns_names, info.ip_addresses, info.common_names,
+                                cn_fallback=request.rules.cn_fallback)
 
 
 def _key_matches(keys: Sequence[LoadedKey], leaf: chainlib.Node) -> Optional[bool]:

@@ -183,8 +183,9 @@ def read_name(cert, which: str):
 def _read_part(part: str, read):
     try:
         return read()
-    # cryptography 36 raises KeyError for a name value of an unknown string type
-    except (ValueError, KeyError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    # cryptography 36 raises KeyError for a name value of an unknown string type, and every version TypeError for a
+    # name constraint whose iPAddress is an address where a network belongs
+    except (ValueError, KeyError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise UnreadableCertificate(f"the certificate's {part} cannot be parsed ({exc}); get a fresh copy from the CA, "
                                     "or a corrected certificate if the copy is what the CA sent") from None
 

@@ -12,7 +12,7 @@ import bisect
 import hashlib
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,7 +31,7 @@ TRUSTED = "trusted"
 SELF_SIGNED = "self_signed"
 INCOMPLETE = "incomplete"
 
-MAX_DEPTH = 12
+DEFAULT_MAX_CHAIN_DEPTH = 8  # intermediates between the leaf and the anchor, as cryptography's verifier allows
 MAX_PATHS = 32
 MAX_SIGNATURE_CHECKS = 400
 
@@ -55,6 +55,7 @@ class Node:
         self._self_signed: Optional[bool] = None
         self.has_signed = False  # its key verified a child's signature: tried first among same-name candidates
         self.twin: Optional[Node] = None  # the same certificate given in an earlier index on the same base
+        self.rule_facts = None  # what pathrules reads of it, read once
 
     @property
     def cert(self):
@@ -396,6 +397,7 @@ class Path:
     nodes: tuple[Node, ...]
     kind: str
     cycle_skipped: bool = False
+    too_deep: bool = False  # an issuer above was found but is beyond the depth limit
 
     @property
     def served(self) -> tuple[Node, ...]:
@@ -424,9 +426,10 @@ class SearchResult:
 
 
 class _Search:
-    def __init__(self, index: CertificateIndex, max_checks: int) -> None:
+    def __init__(self, index: CertificateIndex, max_checks: int, max_depth: int) -> None:
         self.index = index
         self.max_checks = max_checks
+        self.max_nodes = max_depth + 2  # the leaf, the intermediates and the anchor
         self.checks = 0
         self.exhausted = False
         self.paths: list[Path] = []
@@ -474,7 +477,7 @@ class _Search:
             self.paths.append(Path(path, TRUSTED if current.anchor else SELF_SIGNED))
             return
         found_before = len(self.paths)
-        extended = cycle = False
+        extended = cycle = too_deep = False
         trusted_key = None  # the key of an issuer through which current already reaches an anchor
         for candidates in (self.index.issuer_candidates, self.index.key_id_candidates):
             if extended or cycle:
@@ -489,7 +492,10 @@ class _Search:
                     # key it cannot verify, so a look-alike (same name and key identifier) costs no check. Only after
                     # a trusted path, so a key forged to match one signature cannot hide the real issuer.
                     continue
-                if len(path) >= MAX_DEPTH or not self.issued_by(current, candidate):
+                if not self.issued_by(current, candidate):
+                    continue
+                if len(path) + 1 > self.max_nodes - (0 if candidate.anchor or candidate.self_signed else 1):
+                    too_deep = True  # only the anchor may follow the last intermediate allowed
                     continue
                 extended = True
                 reached_before = len(self.paths)
@@ -501,19 +507,21 @@ class _Search:
         if len(path) > 1 and current.anchor and not any(p.kind == TRUSTED for p in self.paths[found_before:]):
             self.paths.append(Path(path, TRUSTED))
         elif not extended:
-            self.paths.append(Path(path, INCOMPLETE, cycle))
+            self.paths.append(Path(path, INCOMPLETE, cycle, too_deep))
 
 
-def search_paths(index: CertificateIndex, leaf: Node, max_signature_checks: int = MAX_SIGNATURE_CHECKS
-                 ) -> SearchResult:
-    """Every path from leaf upward (bounded), each proved by signatures."""
-    search = _Search(index, max_signature_checks)
+def search_paths(index: CertificateIndex, leaf: Node, max_signature_checks: int = MAX_SIGNATURE_CHECKS,
+                 max_depth: int = DEFAULT_MAX_CHAIN_DEPTH) -> SearchResult:
+    """Every path from leaf upward with at most max_depth intermediates (and at most MAX_PATHS paths), each proved
+    by signatures."""
+    search = _Search(index, max_signature_checks, max_depth)
     search.visit((leaf,))
     return SearchResult(tuple(search.paths), search.checks, search.exhausted, tuple(search.failed))
 
 
 def path_problems(path: Path, valid_at) -> int:
-    """How many certificates of the path are outside their validity or act as an issuer they may not be."""
+    """How many certificates of the path are outside their validity, act as an issuer they may not be, or carry a
+    weak signature clients check."""
     problems = 0
     for position, node in enumerate(path.nodes):
         info = node.info
@@ -521,7 +529,16 @@ def path_problems(path: Path, valid_at) -> int:
             problems += 1
         if position > 0 and not issuer_allowed(node, path.nodes[:position]):
             problems += 1
+        if info.signature_hash in certlib.WEAK_HASHES and signature_checked(path, position):
+            problems += 1
     return problems
+
+
+def signature_checked(path: Path, position: int) -> bool:
+    """Whether clients check the signature of the certificate at position: all but a trust anchor's own and a
+    self-signed root's."""
+    node = path.nodes[position]
+    return not (position == len(path.nodes) - 1 and position > 0 and (node.self_signed or path.kind == TRUSTED))
 
 
 def issuer_allowed(issuer: Node, below: Sequence[Node]) -> bool:
@@ -538,20 +555,21 @@ def intermediates_below(below: Sequence[Node]) -> int:
     return sum(1 for node in below[1:] if not node.raw.self_issued)
 
 
-def rank(path: Path, valid_at) -> tuple:
-    """Order paths: ending at an anchor, then without problems, then at an operator's anchor, then valid
-    longest, then shortest; the fingerprints break ties so the choice is deterministic."""
+def rank(path: Path, problems: Callable[[Path], int]) -> tuple:
+    """Order paths: ending at an anchor, then with the fewest problems (a path with none before any with one), then
+    at an operator's anchor, then valid longest, then shortest; the fingerprints break ties so the choice is
+    deterministic."""
     kind_rank = {TRUSTED: 0, SELF_SIGNED: 1, INCOMPLETE: 2}[path.kind]
     expires = min(node.info.not_after for node in path.nodes)
-    return (kind_rank, path_problems(path, valid_at), not path.operator_anchor, -expires.timestamp(),
+    return (kind_rank, problems(path), not path.operator_anchor, -expires.timestamp(),
             len(path.nodes), tuple(node.digest for node in path.nodes))
 
 
-def best_path(result: SearchResult, valid_at) -> tuple[Path, tuple[Path, ...]]:
-    """The chosen path and the other complete ones."""
+def best_path(result: SearchResult, problems: Callable[[Path], int]) -> tuple[Path, tuple[Path, ...]]:
+    """The chosen path and the other complete ones; problems(path) counts what is wrong with a path."""
     # Complete paths always rank first: incomplete ones (look-alikes of the pool) are ranked only when there is
     # nothing else, which spares describing every look-alike.
-    ordered = sorted([p for p in result.paths if p.kind != INCOMPLETE] or result.paths, key=lambda p: rank(p, valid_at))
+    ordered = sorted([p for p in result.paths if p.kind != INCOMPLETE] or result.paths, key=lambda p: rank(p, problems))
     best = ordered[0]
     others = tuple(p for p in ordered[1:] if p.kind != INCOMPLETE)
     return best, others

@@ -144,6 +144,9 @@ def outputs_from_params(params: Mapping, where: str = "") -> tuple[Output, ...]:
                     raise InputError(f"{where}{kind}_{attribute} is set but {where}{kind}_path is not: name the "
                                      "file, or drop the option")
             continue
+        if "\x00" in path:
+            raise InputError(f"{where}{kind}_path {certlib.printable(path)} contains a NUL character, which no file "
+                             "name can hold")
         given_mode = params.get(f"{kind}_mode")
         mode = DEFAULT_MODES[kind] if given_mode is None else parse_mode(given_mode, option)
         output = Output(kind, path, params.get(f"{kind}_owner"), params.get(f"{kind}_group"), mode)
@@ -219,7 +222,7 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     deployed = analyze(Request(
         certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write"),
         pool=root, roots=request.roots, system_roots=request.system_roots, keys=request.keys,
-        names=request.names, valid_at=analysis.valid_at, expires_soon_days=request.expires_soon_days))
+        names=request.names, valid_at=analysis.valid_at, expiry=request.expiry, rules=request.rules))
     parse_errors = tuple(f for f in analysis.findings if f.code == "parse_error")
     return parse_errors + deployed.findings
 
@@ -274,7 +277,7 @@ def user_id(owner: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL in the name, or digits int() does not read (Unicode ones)
         raise InputError(f"owner {owner!r} is not a user on this host") from None
 
 
@@ -284,7 +287,7 @@ def group_id(group: Optional[str]) -> Optional[int]:
         return None
     try:
         return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL in the name, or digits int() does not read (Unicode ones)
         raise InputError(f"group {group!r} is not a group on this host") from None
 
 

@@ -18,10 +18,13 @@ from ansible_collections.mailops.tls.plugins.module_utils.chain import (
     Path,
     SearchResult,
     intermediates_below,
+    signature_checked,
 )
-from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, CertificateRef, Finding, finding
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import CRITICAL_STAGE, ExpiryPolicy
+from ansible_collections.mailops.tls.plugins.module_utils.findings import INFO, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import LoadedKey
 from ansible_collections.mailops.tls.plugins.module_utils.names import NameMatch
+from ansible_collections.mailops.tls.plugins.module_utils.pathrules import PathJudge, label, ref
 
 MINIMUM_RSA_BITS = 2048
 MINIMUM_EC_BITS = 256
@@ -40,16 +43,8 @@ class Facts:
     key_matches: Optional[bool]
     names: tuple[NameMatch, ...]
     valid_at: datetime.datetime
-    expires_soon_days: int
-
-
-def ref(node: Node) -> CertificateRef:
-    return CertificateRef(node.given[0] if node.given else None, node.info.sha256, node.info.subject)
-
-
-def label(node: Node) -> str:
-    """How messages name a certificate: its subject and where it was found."""
-    return f"'{node.info.subject}' ({node.first_location})"
+    expiry: ExpiryPolicy
+    judge: PathJudge
 
 
 def check_duplicates(facts: Facts) -> Iterator[Finding]:
@@ -74,7 +69,7 @@ def check_order(facts: Facts) -> Iterator[Finding]:
 
 def check_missing_intermediate(facts: Facts) -> Iterator[Finding]:
     path = facts.path
-    if path.kind == INCOMPLETE and not path.cycle_skipped:
+    if path.kind == INCOMPLETE and not path.cycle_skipped and not path.too_deep:
         top = path.nodes[-1]
         aia = top.info.aia_ca_issuers
         hint = f"; its CA publishes it at {aia[0]}" if aia else ""
@@ -98,12 +93,18 @@ def check_root_included(facts: Facts) -> Iterator[Finding]:
 
 
 def check_unrelated(facts: Facts) -> Iterator[Finding]:
-    # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path).
+    # A cross-sign on another valid path of the leaf belongs to it (cross_signed names that path), and so does a
+    # cross-certificate of the path's root (its name and key signed by an older CA, which legacy clients need;
+    # clients that trust the root find it first). A twin of a served intermediate is surplus: a client that takes it
+    # first may never find the root.
     on_path = set(facts.path.nodes).union(*(path.nodes for path in facts.alternatives))
+    root = facts.path.root
+    root_twin = (root.raw.subject, root.raw.spki) if root is not None and len(facts.path.nodes) > 1 else None
     # Above a missing intermediate, the bundle's CA certificates may well belong to the chain: say nothing.
     incomplete = facts.path.kind == INCOMPLETE
     for node in facts.index.nodes.values():
-        if node.given and node not in on_path and not (incomplete and node.info.is_ca):
+        if node.given and node not in on_path and not (incomplete and node.info.is_ca) and (
+                node.raw.subject, node.raw.spki) != root_twin:
             yield finding("unrelated_certificate", f"{label(node)} is not part of the chain of the leaf "
                           f"'{facts.leaf.info.subject}': remove it from the bundle", ref(node))
 
@@ -140,7 +141,6 @@ def check_cross_signed(facts: Facts) -> Iterator[Finding]:
 
 
 def check_validity(facts: Facts) -> Iterator[Finding]:
-    soon = facts.valid_at + datetime.timedelta(days=facts.expires_soon_days)
     for node in facts.path.nodes:
         info = node.info
         if info.not_after < facts.valid_at:
@@ -149,10 +149,21 @@ def check_validity(facts: Facts) -> Iterator[Finding]:
         elif info.not_before > facts.valid_at:
             yield finding("not_yet_valid", f"{label(node)} is valid only from {info.not_before:%Y-%m-%d %H:%M} UTC: "
                           "check the clock, or wait", ref(node))
-        elif info.not_after < soon:
+
+
+def check_expiry(facts: Facts) -> Iterator[Finding]:
+    """Valid certificates of the path past the warning or critical threshold (expired ones are check_validity's)."""
+    for node in facts.path.nodes:
+        info = node.info
+        if not info.not_before <= facts.valid_at <= info.not_after:
+            continue
+        crossed = facts.expiry.stage(info.not_before, info.not_after, facts.valid_at)
+        if crossed:
+            stage, threshold = crossed
             days = (info.not_after - facts.valid_at).days
-            yield finding("expires_soon", f"{label(node)} expires in {days} days, on {info.not_after:%Y-%m-%d}: "
-                          "renew it", ref(node))
+            yield finding("expires_critical" if stage == CRITICAL_STAGE else "expires_soon",
+                          f"{label(node)} expires in {days} days, on {info.not_after:%Y-%m-%d}, within the {stage} "
+                          f"threshold of {threshold.describe(info.not_before, info.not_after)}: renew it", ref(node))
 
 
 def check_ca_constraints(facts: Facts) -> Iterator[Finding]:
@@ -189,6 +200,12 @@ def check_names(facts: Facts) -> Iterator[Finding]:
         if not match.matches:
             yield finding("name_mismatch", f"the leaf '{facts.leaf.info.subject}' is not valid for {match.name}: "
                           f"{match.reason}; get a certificate whose subjectAltName lists {match.normalized}", leaf)
+            if match.cn_only:
+                yield finding("cn_only", f"{match.name} is only in the subject CN and the certificate has no "
+                              "subjectAltName: only legacy clients that still read the CN (OpenSSL's default host "
+                              "check, as in fetchmail, mutt and Postfix's SMTP client) accept it, current Thunderbird, "
+                              "Apple Mail, Outlook on current Windows, Python, Go and rustls do not; reissue with the "
+                              "name in subjectAltName, or set cn_fallback to judge for legacy clients", leaf)
         elif match.wildcard:
             yield finding("wildcard_used", f"{match.name} matches only the wildcard {match.matched_by}; some mail "
                           f"clients reject wildcards: add {match.normalized} to the subjectAltName", leaf)
@@ -212,11 +229,8 @@ def check_weak_crypto(facts: Facts) -> Iterator[Finding]:
         if info.key_size < minimum:
             yield finding("weak_key", f"{label(node)} has a {info.key_size}-bit {info.key_type.upper()} key; at least "
                           f"{minimum} bits are needed", ref(node))
-        # Clients never check a trust anchor's own signature, nor a self-signed root's.
-        is_anchor = position == len(nodes) - 1 and position > 0 and (
-            node.self_signed or facts.path.kind == TRUSTED)
         weak = certlib.WEAK_HASHES.get(info.signature_hash or "")
-        if weak and not is_anchor:
+        if weak and signature_checked(facts.path, position):
             yield finding("weak_signature", f"{label(node)} is signed with {weak}, which clients reject: reissue it "
                           "with SHA-256", ref(node))
 
@@ -226,14 +240,18 @@ def check_leaf_usage(facts: Facts) -> Iterator[Finding]:
     if info.server_auth is False:
         yield finding("missing_server_auth", f"the leaf '{info.subject}' has an extendedKeyUsage without "
                       "serverAuth: TLS clients refuse it; reissue it for TLS server authentication", ref(facts.leaf))
-    if info.is_ca:
+    if info.is_ca and len(facts.path.nodes) == 1:  # issued by another CA, it is ca_as_leaf (pathrules)
         yield finding("leaf_is_ca", f"the leaf '{info.subject}' is a CA certificate; some clients refuse CA "
                       "certificates as server certificates: use a server certificate", ref(facts.leaf))
 
 
+def check_path_rules(facts: Facts) -> Iterator[Finding]:
+    yield from facts.judge.findings(facts.path)
+
+
 CHECKS = (check_duplicates, check_order, check_missing_intermediate, check_root_included, check_unrelated,
-          check_trust, check_cross_signed, check_validity, check_ca_constraints, check_bad_signature, check_names,
-          check_key, check_weak_crypto, check_leaf_usage)
+          check_trust, check_cross_signed, check_validity, check_expiry, check_ca_constraints, check_bad_signature,
+          check_names, check_key, check_weak_crypto, check_leaf_usage, check_path_rules)
 
 
 def run_checks(facts: Facts, checks: Sequence = CHECKS) -> tuple[Finding, ...]:

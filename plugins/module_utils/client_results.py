@@ -167,7 +167,7 @@ MEASURED = {
         ]
     },
     "name_constraints": {
-        "code": "name_constraint_violated",
+        "code": "name_constraint_violation",
         "refused_by": [
             "fetchmail",
             "mutt",
@@ -242,7 +242,7 @@ MEASURED = {
         ]
     },
     "ca_as_leaf": {
-        "code": "leaf_is_ca",
+        "code": "ca_as_leaf",
         "refused_by": [],
         "accepted_by": [
             "fetchmail",

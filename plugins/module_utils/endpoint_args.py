@@ -11,7 +11,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoints import Endpo
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import judgement_from_params
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
-from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint
+from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, Sampling, default_probes
 from ansible_collections.mailops.tls.plugins.module_utils.starttls import PROTOCOLS
 
 ENDPOINT_OPTIONS = {
@@ -23,18 +23,22 @@ ENDPOINT_OPTIONS = {
     "send_sni": {"type": "bool", "default": True},
     "proxy_protocol": {"type": "str", "choices": ["v1", "v2"]},
     "every_address": {"type": "bool", "default": False},
+    "backends": {"type": "int"},
+    "probes": {"type": "int"},
 }
 ENDPOINT_SPEC = {
     "endpoints": {"type": "list", "elements": "dict", "options": ENDPOINT_OPTIONS},
     "key_types": {"type": "list", "elements": "str", "choices": ["rsa", "ecdsa"], "default": []},
     "timeout": {"type": "float", "default": 10.0},
     "concurrency": {"type": "int", "default": 16},
+    "expected_leaves": {"type": "list", "elements": "str", "default": []},
 }
 
 
 # Bounds of the probe options: an hour per endpoint is far beyond any mail server's greeting and handshake.
 MAX_TIMEOUT = 3600.0
 MAX_CONCURRENCY = 1024
+MAX_SAMPLES = 1000  # backends and probes of one load balancer: each probe may take the whole timeout
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -63,7 +67,25 @@ def _endpoint(position: int, item: dict) -> Endpoint:
                     proxy_protocol=item.get("proxy_protocol"), every_address=item["every_address"])
 
 
+def samplings_from_params(params: dict) -> list[Optional[Sampling]]:
+    """Per endpoint, how a load balancer is sampled (backends given), or None for one probe."""
+    samplings: list[Optional[Sampling]] = []
+    for item in params["endpoints"] or ():
+        backends, probes = item.get("backends"), item.get("probes")
+        if backends is None and probes is not None:
+            raise InputError(f"endpoint {item['address']}:{item['port']}: probes needs backends, the number of servers "
+                             "behind the load balancer")
+        for name, value in (("backends", backends), ("probes", probes)):
+            if value is not None and not 1 <= value <= MAX_SAMPLES:
+                raise InputError(f"endpoint {item['address']}:{item['port']}: {name} must be from 1 to {MAX_SAMPLES}, "
+                                 f"not {value}")
+        samplings.append(None if backends is None else
+                         Sampling(backends, min(default_probes(backends), MAX_SAMPLES) if probes is None else probes))
+    return samplings
+
+
 def probe_endpoints(params: dict, judgement: Optional[Judgement] = None) -> list[EndpointReport]:
     """Probe and judge the endpoints option under the judging options (judgement: already loaded)."""
     return probe_and_judge(endpoints_from_params(params), judgement or judgement_from_params(params),
-                           params["timeout"], params["concurrency"], params["key_types"])
+                           params["timeout"], params["concurrency"], params["key_types"],
+                           samplings_from_params(params), params["expected_leaves"])

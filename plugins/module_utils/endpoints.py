@@ -17,7 +17,13 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import Analys
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedCertificate
-from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, ProbeResult, probe_many
+from ansible_collections.mailops.tls.plugins.module_utils.probe import (
+    ONCE,
+    Endpoint,
+    ProbeResult,
+    Sampling,
+    probe_sampled,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ class EndpointReport:
     def name(self) -> str:
         """How results and messages name this probe: endpoint, protocol and the key type asked for."""
         endpoint = self.probe.endpoint
-        return f"{endpoint} {endpoint.dialect}" + (f" {endpoint.key_type}" if endpoint.key_type else "")
+        return (f"{endpoint} {endpoint.dialect}" + (f" {endpoint.key_type}" if endpoint.key_type else "")
+                + (f", probe {self.probe.sample}" if self.probe.sample else ""))
 
     @property
     def chain_id(self) -> Optional[tuple[str, ...]]:
@@ -48,7 +55,7 @@ class EndpointReport:
             "port": endpoint.port, "protocol": endpoint.dialect,
             "server_name": endpoint.server_name, "sni": endpoint.sni, "label": endpoint.label,
             "key_type_requested": endpoint.key_type, "key_type": self.probe.key_type,
-            "ok": self.probe.ok, "error": error,
+            "sample": self.probe.sample, "ok": self.probe.ok, "error": error,
             "tls_version": self.probe.tls_version, "cipher": self.probe.cipher,
             "seconds": round(self.probe.seconds, 4),
             "presented": analysis["certificates"] if analysis else [],
@@ -134,28 +141,54 @@ def presented_from_result(endpoint: dict, where: str) -> Optional[Presented]:
                      _chain_description(leaf["subject"], leaf["fingerprints"]["sha256"], len(certificates)))
 
 
-def mismatches(items: Sequence[Optional[Presented]], services: bool = True) -> dict[int, list[Finding]]:
+def mismatches(items: Sequence[Optional[Presented]], services: bool = True,
+               expected_leaves: Sequence[str] = ()) -> dict[int, list[Finding]]:
     """position -> backend_mismatch (and, with services, service_mismatch) findings where chains differ that
-    must not. None items (nothing presented) are not compared."""
+    must not. None items (nothing presented) are not compared. A chain whose leaf is in expected_leaves (the
+    one just deployed) is the reference wherever it is served, however few serve it."""
     present = [(position, item) for position, item in enumerate(items) if item is not None]
+    expected = frozenset(normal_fingerprint(leaf) for leaf in expected_leaves)
     extra: dict[int, list[Finding]] = defaultdict(list)
-    for position, problem in _mismatches(present, _service_key, "backend_mismatch", "backends"):
+    for position, problem in _mismatches(present, _service_key, "backend_mismatch", "backends", expected):
         extra[position].append(problem)
     if services:
         # One service that itself presented several chains (a load balancer in front of differing backends) is
         # a backend_mismatch, already reported: only services that always present one chain are compared.
         unsteady = _unsteady_services(present)
         for position, problem in _mismatches(present, functools.partial(_address_key, unsteady=unsteady),
-                                             "service_mismatch", "services"):
+                                             "service_mismatch", "services", expected):
             extra[position].append(problem)
     return extra
 
 
-def compare(reports: Sequence[EndpointReport]) -> list[EndpointReport]:
-    """Add backend_mismatch and service_mismatch findings where chains differ that must not."""
-    extra = mismatches([presented_of(report) for report in reports])
+def compare(reports: Sequence[EndpointReport], expected_leaves: Sequence[str] = ()) -> list[EndpointReport]:
+    """Add backend_mismatch and service_mismatch findings where chains differ that must not; with expected_leaves
+    (SHA-256 fingerprints), also old_chain_served where another leaf is served, and those leaves are the
+    reference of the comparisons."""
+    presented = [presented_of(report) for report in reports]
+    extra = mismatches(presented, expected_leaves=expected_leaves)
+    for position, problem in _not_expected(presented, expected_leaves):
+        extra[position].insert(0, problem)
     return [replace(report, findings=report.findings + tuple(extra[n])) if extra.get(n) else report
             for n, report in enumerate(reports)]
+
+
+def normal_fingerprint(value: str) -> str:
+    """A SHA-256 fingerprint as results print it (uppercase, colon-separated), from any of its usual spellings."""
+    digits = value.replace(":", "").replace(" ", "").upper()
+    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+def _not_expected(presented: Sequence[Optional[Presented]], expected_leaves: Sequence[str]):
+    """(position, old_chain_served) for every probe that presented a leaf other than the expected ones."""
+    expected = [normal_fingerprint(leaf) for leaf in expected_leaves]
+    if not expected:
+        return
+    for position, item in enumerate(presented):
+        if item is not None and item.chain_id[0] not in expected:
+            yield position, finding("old_chain_served", f"{item.where} serves the {item.leaf}, not the deployed "
+                                    f"leaf {expected[0][:23]}...: check which files that service reads and how it "
+                                    "is reloaded")
 
 
 def _service_key(item: Presented) -> tuple:
@@ -183,11 +216,12 @@ def _unsteady_services(present: Sequence[tuple[int, Presented]]) -> set:
     return {service for service, seen in chains.items() if len(seen) > 1}
 
 
-def _mismatches(present: Sequence[tuple[int, Presented]], key, code: str, what: str):
-    """(position, finding) for every item whose chain differs from its group's most common one.
+def _mismatches(present: Sequence[tuple[int, Presented]], key, code: str, what: str, expected: frozenset = frozenset()):
+    """(position, finding) for every item whose chain differs from its group's reference chain.
 
-    In a tie the chain with the fewest errors is the reference: the broken backend is the one to fix, whichever
-    was listed first."""
+    The reference is the chain with an expected leaf when there is one (the deployed chain is right even on the
+    fewest ports), else the most common one; in a tie the chain with the fewest errors: the broken backend is
+    the one to fix, whichever was listed first."""
     groups: dict[tuple, list[tuple[int, Presented]]] = defaultdict(list)
     for position, item in present:
         group_key = key(item)
@@ -199,8 +233,9 @@ def _mismatches(present: Sequence[tuple[int, Presented]], key, code: str, what: 
             by_chain[item.chain_id].append((position, item))
         if len(by_chain) < 2:
             continue
-        ordered = sorted(by_chain.values(), key=lambda group: (-len(group), group[0][1].errors, group[0][0]))
-        summary = "; ".join(f"{group[0][1].leaf} from {', '.join(item.where for _pos, item in group)}"
+        ordered = sorted(by_chain.values(), key=lambda group: (group[0][1].chain_id[0] not in expected, -len(group),
+                                                               group[0][1].errors, group[0][0]))
+        summary = "; ".join(f"{group[0][1].leaf} from {', '.join(dict.fromkeys(item.where for _pos, item in group))}"
                             for group in ordered)
         for group in ordered[1:]:
             for position, item in group:
@@ -210,10 +245,28 @@ def _mismatches(present: Sequence[tuple[int, Presented]], key, code: str, what: 
 
 
 def probe_and_judge(endpoints: Sequence[Endpoint], judgement: Judgement, timeout: float, concurrency: int,
-                    key_types: Sequence[str] = ()) -> list[EndpointReport]:
-    """Probe every endpoint (once per key type), judge each chain, then compare them; results in input order."""
-    results = probe_many(endpoints, timeout, concurrency, key_types)
-    return compare([judge(result, judgement) for result in results])
+                    key_types: Sequence[str] = (), samplings: Sequence[Optional[Sampling]] = (),
+                    expected_leaves: Sequence[str] = ()) -> list[EndpointReport]:
+    """Probe every endpoint (once per key type; a load balancer, with its Sampling in samplings at the same
+    position, until every server behind it answered or its bound), judge each chain, then compare them (and with
+    the expected leaves); results in input order, the probes of a sampled endpoint one after another."""
+    jobs = [(endpoint, samplings[n] if n < len(samplings) and samplings[n] else ONCE)
+            for n, endpoint in enumerate(endpoints)]
+    groups = probe_sampled(jobs, timeout, concurrency, key_types)
+    return compare([judge(result, judgement) for group in groups for result in group], expected_leaves)
+
+
+def sampled_summary(reports: Sequence[EndpointReport]) -> list[dict]:
+    """Per sampled endpoint (and key type): how many probes were made and how many different chains answered."""
+    groups: dict[tuple, list[EndpointReport]] = {}
+    for report in reports:
+        if report.probe.sample:
+            groups.setdefault((report.probe.endpoint, report.probe.endpoint.key_type), []).append(report)
+    return [{"endpoint": str(endpoint), "address": endpoint.address, "port": endpoint.port,
+             "server_name": endpoint.server_name, "key_type_requested": key_type, "probes": len(members),
+             "answered": sum(report.probe.ok for report in members),
+             "chains": len({report.chain_id for report in members if report.chain_id is not None})}
+            for (endpoint, key_type), members in groups.items()]
 
 
 def endpoint_results(reports: Sequence[EndpointReport]) -> dict:
@@ -221,6 +274,7 @@ def endpoint_results(reports: Sequence[EndpointReport]) -> dict:
     issues = [dict(item.as_dict(), endpoint=report.name) for report in reports for item in report.findings]
     return {
         "endpoints": [report.as_dict() for report in reports],
+        "sampled": sampled_summary(reports),
         "issues": issues,
         "summary": {
             "probed": len(reports),

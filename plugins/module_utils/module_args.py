@@ -14,8 +14,11 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     load_certificates,
     load_judgement,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.chain import DEFAULT_MAX_CHAIN_DEPTH
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import MAX_THRESHOLD_DAYS, expiry_policy, relative_time
 from ansible_collections.mailops.tls.plugins.module_utils.names import match_names
+from ansible_collections.mailops.tls.plugins.module_utils.pathrules import Rules
 
 # Aliases: the names community.crypto gives the same options (certificate_complete_chain,
 # x509_certificate_info, openssl_privatekey_info), for playbooks that move from those modules.
@@ -26,6 +29,10 @@ JUDGING_SPEC = {
     "names": {"type": "list", "elements": "str", "default": []},
     "valid_at": {"type": "str"},
     "expires_soon_days": {"type": "int", "default": 30},
+    "expiry_warning": {"type": "str"},
+    "expiry_critical": {"type": "str"},
+    "cn_fallback": {"type": "bool", "default": False},
+    "max_chain_depth": {"type": "int", "default": DEFAULT_MAX_CHAIN_DEPTH},
 }
 FILE_INPUT_SPEC = {
     "path": {"type": "list", "elements": "path"},
@@ -39,14 +46,18 @@ CHAIN_INPUT_REQUIRED_ONE_OF = [("path", "content")]
 
 
 # The longest warning period: a century, more than any certificate is valid for.
-MAX_EXPIRES_SOON_DAYS = 36500
+MAX_EXPIRES_SOON_DAYS = MAX_THRESHOLD_DAYS
 
 
 def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional[datetime.datetime]:
-    """ISO 8601 date or date-time (UTC when no offset is given), or None for now. The time and the end of the
-    warning period after it must both fall within the years 1 to 9999 in UTC, as Python's dates do."""
+    """ISO 8601 date or date-time (UTC when no offset is given), a time relative to now (+30d), or None for now.
+    The time and the end of the warning period after it must both fall within the years 1 to 9999 in UTC, as
+    Python's dates do."""
     if not value:
         return None
+    relative = relative_time(value, datetime.datetime.now(datetime.timezone.utc))
+    if relative:
+        return relative
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -54,7 +65,7 @@ def parse_valid_at(value: Optional[str], expires_soon_days: int = 0) -> Optional
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"valid_at {value!r} is not an ISO 8601 date or date-time, e.g. 2027-01-31 or "
-                         "2027-01-31T12:00:00Z") from None
+                         "2027-01-31T12:00:00Z, nor a time relative to now such as +30d or -1w2d") from None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
     try:
         parsed.astimezone(datetime.timezone.utc) + datetime.timedelta(days=expires_soon_days)
@@ -69,13 +80,18 @@ def _judging_args(params: dict) -> dict:
     if not 0 <= params["expires_soon_days"] <= MAX_EXPIRES_SOON_DAYS:
         raise InputError(f"expires_soon_days must be from 0 to {MAX_EXPIRES_SOON_DAYS} (a century), not "
                          f"{params['expires_soon_days']}")
+    if params["max_chain_depth"] < 0:
+        raise InputError("max_chain_depth must be 0 or more (the number of intermediates allowed between the leaf "
+                         f"and the root; default {DEFAULT_MAX_CHAIN_DEPTH})")
     try:
         match_names(params["names"], (), (), ())
     except InputError as exc:
         raise InputError(f"names: {exc}") from None
     return {"pool": params["pool"], "roots": params["roots"], "system_roots": params["system_roots"],
             "names": params["names"], "valid_at": parse_valid_at(params.get("valid_at"), params["expires_soon_days"]),
-            "expires_soon_days": params["expires_soon_days"]}
+            "expiry": expiry_policy(params["expires_soon_days"], params.get("expiry_warning"),
+                                    params.get("expiry_critical")),
+            "rules": Rules(cn_fallback=params["cn_fallback"], max_chain_depth=params["max_chain_depth"])}
 
 
 def judgement_from_params(params: dict) -> Judgement:

@@ -4,20 +4,25 @@
 
 Decisions, so that every caller gets the same answer:
 
-* Order: subjectAltName first. The subject CN is read only when the certificate has no subjectAltName at
-  all (neither dNSName nor iPAddress entries); such a match is flagged ``cn_only`` because RFC 9525 and
-  current browsers no longer read the CN. Callers pass only the dNSName and iPAddress entries, so a
-  certificate whose subjectAltName holds other types only (e-mail, URI) counts as having none.
+* Order: subjectAltName only, as RFC 9525, Chromium, Apple, current Thunderbird, Python, Go and rustls do.
+  The subject CN counts only with ``cn_fallback`` and only when the certificate has no subjectAltName at all
+  (neither dNSName nor iPAddress entries), as legacy clients (OpenSSL's default host check, used by
+  fetchmail, mutt and Postfix's SMTP client) do; either way a name found only there is flagged ``cn_only``.
+  Callers pass only the dNSName and iPAddress entries, so a certificate whose subjectAltName holds other
+  types only (e-mail, URI) counts as having none.
 * Wildcards: ``*`` must be the whole left-most label (``*.example.org``) and appear nowhere else; it stands
   for exactly one non-empty label, and never when the rest (``com``, ``co.uk``) is a public suffix.
   Partial wildcards (``f*.example.org``) are refused, which also covers RFC 6125 section 6.4.3 item 3
   (no wildcard embedded in an A-label or U-label, ``xn--*``). A complete ``*`` label does cover an
   A-label (``*.example.org`` matches ``xn--bcher-kva.example.org``): the wildcard is not embedded in the
   IDN label, and OpenSSL's X509_check_host, CPython and Chromium behave the same way.
-* IDN: Unicode names are converted label by label to A-labels with Python's ``encodings.idna``, i.e.
-  IDNA 2003 (stdlib only; the ``idna`` package for IDNA 2008 is not required). The two differ for a few
-  characters only (IDNA 2003 maps ``ß`` to ``ss`` and drops some joiners); write such names as A-labels.
-  Unicode written in a certificate's dNSName (which should be IA5String) is converted the same way.
+* IDN: Unicode names are converted label by label to A-labels by IDNA 2008 with the UTS #46
+  non-transitional mapping, what browsers and mail clients resolve (``mail.straße.de`` is
+  ``mail.xn--strae-oqa.de``, never ``mail.strasse.de`` as IDNA 2003 had it). The ``idna`` package does it
+  where installed; without it, a label is lower-cased and NFC-normalized and then Punycode-encoded, which
+  is the same for letters, marks and digits, and any other label is refused with a request to write it as
+  an A-label. A certificate's dNSName is IA5String: raw non-ASCII bytes or white space in one make it
+  match nothing (OpenSSL, Python's ``ssl`` and cryptography do the same).
 * IP addresses: a requested address (IPv4 or IPv6, any textual form, brackets and an IPv6 zone index are
   dropped) matches iPAddress entries only, compared as addresses. It never matches a dNSName nor the CN,
   not even in a CN-only certificate: RFC 6125 section 6.4.4 allows the CN fallback for DNS names only, and
@@ -32,6 +37,7 @@ from __future__ import annotations
 import encodings.idna
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,6 +45,11 @@ from typing import Optional, Union
 
 from ansible_collections.mailops.tls.plugins.module_utils.certs import printable
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+
+try:
+    import idna
+except ImportError:  # optional: see _a_label's fallback
+    idna = None
 
 __all__ = [
     "SYSTEM_PSL_PATHS",
@@ -69,6 +80,7 @@ _MAX_NAME = 253
 _MAX_LABEL = 63
 _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _ALL_DIGITS = re.compile(r"^[0-9]+$")
+_IDN_CATEGORIES = frozenset({"Ll", "Lo", "Lm", "Mn", "Mc", "Nd"})
 _HINT = "give a host name such as mail.example.org or an IP address such as 192.0.2.25"
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -91,7 +103,8 @@ class NameMatch:
     wildcard: bool
     """The match needed a wildcard."""
     cn_only: bool
-    """Matched only through the subject CN because the certificate has no subjectAltName at all."""
+    """The name is only in the subject CN of a certificate without subjectAltName: it matches with cn_fallback
+    only, and legacy clients accept it."""
     reason: str
     """One sentence: why it matched or why not."""
 
@@ -186,11 +199,12 @@ def match_names(
     ip_addresses: Sequence[str],
     common_names: Sequence[str],
     psl: Optional[PublicSuffixList] = None,
+    cn_fallback: bool = False,
 ) -> tuple[NameMatch, ...]:
     """Match each requested name, in order; see match_name."""
     if isinstance(wanted, str):
         raise TypeError("match_names() takes a sequence of names; use match_name() for one name")
-    return tuple(match_name(name, dns_names, ip_addresses, common_names, psl) for name in wanted)
+    return tuple(match_name(name, dns_names, ip_addresses, common_names, psl, cn_fallback) for name in wanted)
 
 
 def match_name(
@@ -199,8 +213,10 @@ def match_name(
     ip_addresses: Sequence[str],
     common_names: Sequence[str],
     psl: Optional[PublicSuffixList] = None,
+    cn_fallback: bool = False,
 ) -> NameMatch:
     """Tell whether a certificate with these names is valid for ``wanted``; raise InputError if it is unusable.
+    cn_fallback: a certificate without subjectAltName matches by its subject CN, as legacy clients have it.
 
     The certificate's names are used with control characters escaped, so that they cannot forge lines in reasons
     and messages; a name with one is never a valid host name, so no verdict changes."""
@@ -222,7 +238,13 @@ def match_name(
         return verdict
     if not common_names:
         return _no_match(wanted, normalized, "the certificate has neither subjectAltNames nor a subject CN")
-    return _match_dns(wanted, normalized, common_names, "common_name", psl)
+    legacy = _match_dns(wanted, normalized, common_names, "common_name", psl)
+    if cn_fallback or not legacy.matches:
+        return legacy
+    return NameMatch(wanted, normalized, False, None, None, False, True,
+                     f"the certificate has no subjectAltName and current clients ignore its subject CN "
+                     f"{legacy.matched_by}; only legacy clients reading the CN (OpenSSL's default host check) "
+                     "accept it")
 
 
 def _match_dns(
@@ -231,7 +253,8 @@ def _match_dns(
     """Match a normalized DNS name against dNSName entries or CN values: exact first, then wildcards."""
     cn_only = source == "common_name"
     where = "subject CN" if cn_only else "subjectAltName dNSName"
-    entries = [(entry, _to_a_labels(entry)) for entry in presented]
+    # A dNSName is IA5String: raw non-ASCII bytes in one (decoded as some other text) make it match nothing.
+    entries = [(entry, _to_a_labels(entry) if cn_only or entry.isascii() else None) for entry in presented]
     for entry, form in entries:
         if form is not None and "*" not in form and form == normalized:
             reason = f"matches the {where} {entry}"
@@ -261,6 +284,10 @@ def _match_dns(
             if cn_only:
                 reason += " of a certificate without subjectAltName, which RFC 9525 clients reject"
             return NameMatch(wanted, normalized, True, entry, source, True, cn_only, reason)
+    for entry, form in entries:
+        if form is None and _to_a_labels(entry.strip()) == normalized:
+            near_misses.append((0, f"the {where} {entry!r} holds white space or characters that are not ASCII, which "
+                                   "clients never strip or convert: reissue with the name as plain A-labels"))
     if near_misses:
         return _no_match(wanted, normalized, min(near_misses)[1])
     if cn_only:
@@ -364,13 +391,15 @@ def _check_label(label: str) -> tuple[str, Optional[str]]:
     """Return one requested label as a lowercase A-label and what is wrong with it (None when valid)."""
     if not label:
         return "", "it has an empty label (two dots in a row or a leading dot)"
+    if len(label) > _MAX_LABEL:
+        return "", f"label {label!r} is {len(label)} characters long, more than {_MAX_LABEL}"
+    if not label.isascii() and len(label.encode("punycode")) + 4 > _MAX_LABEL:
+        return "", f"label {label!r} is longer than {_MAX_LABEL} characters in A-label form"
     try:
-        a_label = encodings.idna.ToASCII(label).decode("ascii").lower()
-    except UnicodeError:
-        if len(label) > _MAX_LABEL:
-            return "", f"label {label!r} is {len(label)} characters long, more than {_MAX_LABEL}"
-        if label.isascii() or len(label.encode("punycode")) + 4 <= _MAX_LABEL:
-            return "", f"label {label!r} cannot be converted to an A-label with IDNA 2003"
+        a_label = _a_label(label)
+    except UnicodeError as exc:
+        return "", f"label {label!r} cannot be converted to an A-label with IDNA 2008 ({exc})"
+    if len(a_label) > _MAX_LABEL:
         return "", f"label {label!r} is longer than {_MAX_LABEL} characters in A-label form"
     if not _LDH_LABEL.match(a_label):
         underscore = " (underscores are not allowed in host names)" if "_" in label else ""
@@ -378,11 +407,28 @@ def _check_label(label: str) -> tuple[str, Optional[str]]:
     return a_label, None
 
 
+def _a_label(label: str) -> str:
+    """One label as a lowercase A-label by IDNA 2008 with the UTS #46 non-transitional mapping; UnicodeError when it
+    cannot be one. Without the idna package only labels of letters, marks and digits are converted (the mapping is
+    then lower case and NFC, the same as UTS #46 for them)."""
+    if label.isascii():
+        return label.lower()
+    if idna is not None:
+        return idna.encode(label, uts46=True, transitional=False).decode("ascii")
+    # character by character: str.lower() writes a final sigma at the end of a word, UTS #46 never does
+    mapped = unicodedata.normalize("NFC", "".join(char.lower() for char in label))
+    if unicodedata.normalize("NFKC", mapped) != mapped or not all(
+            char == "-" or unicodedata.category(char) in _IDN_CATEGORIES for char in mapped):
+        raise UnicodeError("without the Python package idna only letters, marks and digits are converted; install "
+                           "idna or write the label as an A-label (xn--...)")
+    return "xn--" + mapped.encode("punycode").decode("ascii")
+
+
 def _to_a_labels(name: str) -> Optional[str]:
-    """Normalize a presented name (SAN, CN, PSL rule) to lowercase A-labels; None if IDNA cannot convert it."""
-    name = name.strip()
+    """Normalize a presented name (SAN, CN, PSL rule) to lowercase A-labels; None if IDNA cannot convert it or it
+    holds white space (clients never strip it)."""
     name = name[:-1] if name and encodings.idna.dots.match(name[-1]) else name
-    if not name:
+    if not name or any(char.isspace() for char in name):
         return None
     labels = []
     for label in encodings.idna.dots.split(name):
@@ -390,7 +436,7 @@ def _to_a_labels(name: str) -> Optional[str]:
             labels.append(label.lower())
             continue
         try:
-            labels.append(encodings.idna.ToASCII(label).decode("ascii").lower())
+            labels.append(_a_label(label))
         except UnicodeError:
             return None
     return ".".join(labels)

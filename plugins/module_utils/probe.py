@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import math
 import os
 import re
 import selectors
@@ -103,6 +104,7 @@ class ProbeResult:
     seconds: float = 0.0  # from the start of connect to the end of the handshake or the failure
     key_type: Optional[str] = None  # of the leaf as served: rsa, ecdsa, ed25519, ed448, dsa
     peer_address: Optional[str] = None  # the IP address that accepted the connection; None when none did
+    sample: int = 0  # this probe's number among the probes of a sampled endpoint (see Sampling); 0 when not sampled
 
 
 def _check_choice(endpoint: Endpoint, field: str, value: Optional[str], choices: Sequence[str]) -> None:
@@ -469,18 +471,76 @@ def probe_many(endpoints: Sequence[Endpoint], timeout: float, concurrency: int, 
     that long and never delays the others beyond it; the lookups of every_address endpoints come first, each
     within a deadline of its own.
     """
+    groups = probe_sampled([(endpoint, ONCE) for endpoint in endpoints], timeout, concurrency, key_types,
+                           backend=backend, resolver=resolver)
+    return [result for group in groups for result in group]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How often to probe an endpoint that may hand each connection to another server (a load balancer)."""
+
+    backends: int  # servers behind it: sampling stops once that many different chains were seen
+    probes: int  # the bound: at most this many probes, one at a time
+
+    def __post_init__(self) -> None:
+        for field, value in (("backends", self.backends), ("probes", self.probes)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"load balancer sampling: {field} must be a whole number of at least 1, "
+                                 f"not {value!r}")
+
+
+ONCE = Sampling(backends=1, probes=1)
+
+
+def default_probes(backends: int) -> int:
+    """Probes that reach every one of backends servers chosen at random with 99% certainty (n * ln(100 n),
+    the union bound of the coupon collector); a round-robin balancer needs only n."""
+    return max(1, math.ceil(backends * math.log(100 * backends)))
+
+
+def sample(endpoint: Endpoint, sampling: Sampling, timeout: float, *, backend: str = "auto",
+           resolver: Resolver = system_resolver) -> tuple[ProbeResult, ...]:
+    """Probe endpoint one connection at a time until sampling.backends different chains answered (every server
+    behind it has then been seen) or sampling.probes probes were made. Sampled results carry their number."""
+    results: list[ProbeResult] = []
+    chains: set = set()
+    for number in range(1, sampling.probes + 1):
+        result = probe(endpoint, timeout, backend=backend, resolver=resolver)
+        if sampling != ONCE:
+            result = replace(result, sample=number)
+        results.append(result)
+        if result.ok:
+            chains.add(result.chain_der)
+        if len(chains) >= sampling.backends:
+            break
+    return tuple(results)
+
+
+def probe_sampled(jobs: Sequence[tuple[Endpoint, Sampling]], timeout: float, concurrency: int,
+                  key_types: Sequence[str] = (), *, backend: str = "auto", resolver: Resolver = system_resolver
+                  ) -> list[tuple[ProbeResult, ...]]:
+    """Sample each endpoint (once per key type, and an every_address endpoint once per address of its name) in a
+    pool of concurrency threads; results in input order.
+
+    The probes of one endpoint run one after another (a round-robin balancer then hands each to the next
+    server); different endpoints run side by side, each probe within its own deadline of timeout seconds; the
+    lookups of every_address endpoints come first, each within a deadline of its own."""
     _check_call(timeout, backend)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise InputError(f"probe concurrency must be a whole number of at least 1, not {concurrency!r}")
-    if not endpoints:
+    if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mailops-probe") as pool:
-        expanded = list(pool.map(functools.partial(_every_address, timeout=timeout, resolver=resolver), endpoints))
-        jobs = [job for each in expanded for job in (each if isinstance(each, list) else [each])]
+        expanded = list(pool.map(lambda job: _every_address(job[0], timeout, resolver), jobs))
+        # (endpoint, sampling) to sample, or the failed lookup of an every_address endpoint as its result
+        work: list = []
+        for (_endpoint, sampling), each in zip(jobs, expanded):
+            work += [(address, sampling) for address in each] if isinstance(each, list) else [each]
         if key_types:
-            jobs = [replace(job, key_type=key_type) if isinstance(job, Endpoint)
-                    else replace(job, endpoint=replace(job.endpoint, key_type=key_type))
-                    for job in jobs for key_type in key_types]
-        probed = iter(pool.map(functools.partial(probe, timeout=timeout, backend=backend, resolver=resolver),
-                               [job for job in jobs if isinstance(job, Endpoint)]))
-        return [next(probed) if isinstance(job, Endpoint) else job for job in jobs]
+            work = [(replace(item[0], key_type=key_type), item[1]) if isinstance(item, tuple)
+                    else replace(item, endpoint=replace(item.endpoint, key_type=key_type))
+                    for item in work for key_type in key_types]
+        sampled = iter(pool.map(lambda item: sample(item[0], item[1], timeout, backend=backend, resolver=resolver),
+                                [item for item in work if isinstance(item, tuple)]))
+        return [next(sampled) if isinstance(item, tuple) else (item,) for item in work]

@@ -54,10 +54,13 @@ CHECKS = {
     "connection": PROBE_ERROR_CODES,
     "chain": ("parse_error", "ignored_block", "no_certificate", "wrong_order", "missing_intermediate", "root_included",
               "unrelated_certificate", "duplicate_certificate", "chain_cycle", "chain_search_limit", "cross_signed"),
-    "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded"),
+    "trust": ("untrusted_root", "bad_signature", "not_a_ca", "path_length_exceeded", "chain_too_deep",
+              "certificate_version", "unknown_critical_extension", "basic_constraints_not_critical", "san_criticality",
+              "issuer_missing_server_auth", "name_constraint_violation", "name_constraints_too_complex"),
     "names": ("name_mismatch", "wildcard_used", "cn_only"),
-    "validity": ("expired", "not_yet_valid", "expires_soon"),
-    "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca"),
+    "validity": ("expired", "not_yet_valid", "expires_soon", "expires_critical"),
+    "keys": ("key_mismatch", "no_private_key", "weak_key", "weak_signature", "missing_server_auth", "leaf_is_ca",
+             "ca_as_leaf"),
     # The deploy role's configuration codes never come from a probe; they belong with serving one chain.
     "consistency": ("backend_mismatch", "service_mismatch", *DEPLOY_CODES),
     "dane": DANE_CODES,
@@ -97,6 +100,7 @@ FIXES = {
     "expired": "Renew it, or use the CA's current intermediate.",
     "not_yet_valid": "Check the clock, or wait.",
     "expires_soon": "Renew it.",
+    "expires_critical": "Renew it now, and find out why the automatic renewal did not.",
     "not_a_ca": "Get the certificate from a real CA.",
     "path_length_exceeded": "Use the path the CA intends (ask the CA which intermediate to use).",
     "bad_signature": "Get the intermediate that really issued the certificate.",
@@ -109,6 +113,15 @@ FIXES = {
     "weak_signature": "Reissue it with SHA-256.",
     "missing_server_auth": "Reissue the certificate for TLS server authentication.",
     "leaf_is_ca": "Use a server (end-entity) certificate.",
+    "chain_too_deep": "Use the CA's shorter path, or raise max_chain_depth if your clients allow deeper chains.",
+    "certificate_version": "Get a current (version 3) certificate from the CA.",
+    "unknown_critical_extension": "Reissue it without that extension, or with it non-critical.",
+    "basic_constraints_not_critical": "Get a corrected CA certificate.",
+    "san_criticality": "Reissue the certificate.",
+    "ca_as_leaf": "Use a server (end-entity) certificate.",
+    "issuer_missing_server_auth": "Use the CA's intermediate for TLS servers.",
+    "name_constraint_violation": "Get the certificate from a CA allowed to issue for that name.",
+    "name_constraints_too_complex": "Ask the CA for simpler constraints.",
     "connect_refused": "Check that the service runs and listens on that address (ss -ltn), and the firewall.",
     "connect_timeout": "Check routing and firewalls between the prober and the host.",
     "connect_failed": "Check the name in DNS or the inventory.",
@@ -248,10 +261,14 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
 def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
     """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
     return {key: verdict[key] for key in DANE_KEYS} if verdict else None
+def _sampled(item: dict) -> dict:
+    """A load balancer's port as the probe sampled it: how many probes, how many different chains behind it."""
+    keys = ("endpoint", "address", "port", "server_name", "key_type_requested", "probes", "answered", "chains")
+    return {key: item[key] for key in keys}
 
 
 def _unprobed(host: str, address: Optional[str], error: str) -> dict:
-    return {"name": host, "address": address, "verdict": FAIL, "error": error, "endpoints": []}
+    return {"name": host, "address": address, "verdict": FAIL, "error": error, "endpoints": [], "sampled": []}
 
 
 def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Sequence[str] = (),
@@ -283,7 +300,8 @@ def build_report(hosts: Sequence[dict], fail_on: Sequence[str] = (), ignore: Seq
         endpoints = judged.get(host["name"], [])
         host_docs.append({"name": host["name"], "address": host.get("address"),
                           "verdict": _verdict_of(e["verdict"] for e in endpoints), "error": None,
-                          "endpoints": endpoints})
+                          "endpoints": endpoints,
+                          "sampled": [_sampled(item) for item in host["result"].get("sampled") or ()]})
     return {
         "schema_version": SCHEMA_VERSION, "generator": "mailops.tls audit", "title": title,
         "generated_at": generated_at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -328,7 +346,8 @@ def _add_stored_hosts(hosts: list, seen: dict, source: str, document: dict) -> N
         seen[host["name"]] = source
         endpoints = [_stored_result(endpoint, source) for endpoint in host["endpoints"]]
         hosts.append({"name": host["name"], "address": host.get("address"), "error": host.get("error"),
-                      "result": None if host.get("error") else {"endpoints": endpoints}})
+                      "result": None if host.get("error") else {"endpoints": endpoints,
+                                                                "sampled": host.get("sampled") or []}})
 
 
 def _stored_result(endpoint: dict, source: str) -> dict:
@@ -402,6 +421,10 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
             failing = sum(e["verdict"] == FAIL for e in host["endpoints"])
             lines.append(f"{host['name']}: {failing} endpoint(s) fail: "
                          + ", ".join(f"{code} ({count})" for code, count in sorted(codes.items())))
+    for host in document["hosts"]:
+        if host.get("sampled"):
+            lines.append(f"{host['name']}: load balancer, different chains behind each port: "
+                         + ", ".join(_sampled_words(item) for item in host["sampled"]))
     soonest = s["soonest_expiry"]
     if soonest:
         lines.append(f"first expiry: {soonest['subject']} in {soonest['days_left']} day(s) ({soonest['not_after']}), "
@@ -409,6 +432,12 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
     for kind, path in (paths or {}).items():
         lines.append(f"{kind} report: {path}")
     return [printable(line) for line in lines]
+
+
+def _sampled_words(item: dict) -> str:
+    """'993 ecdsa: 2 in 6 probe(s)': a load balancer's port, the chains seen behind it and the probes made."""
+    port = f"{item['port']} {item['key_type_requested']}" if item["key_type_requested"] else str(item["port"])
+    return f"{port}: {item['chains']} in {item['probes']} probe(s)"
 
 
 def verdict_lines(document: Optional[dict]) -> list:

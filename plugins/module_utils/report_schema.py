@@ -303,7 +303,8 @@ REPORT_SCHEMA = json.loads(r"""{
         "address",
         "verdict",
         "error",
-        "endpoints"
+        "endpoints",
+        "sampled"
       ],
       "additionalProperties": false,
       "properties": {
@@ -330,6 +331,60 @@ REPORT_SCHEMA = json.loads(r"""{
           "items": {
             "$ref": "#/$defs/endpoint"
           }
+        },
+        "sampled": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/sampled"
+          }
+        }
+      }
+    },
+    "sampled": {
+      "type": "object",
+      "required": [
+        "endpoint",
+        "address",
+        "port",
+        "server_name",
+        "key_type_requested",
+        "probes",
+        "answered",
+        "chains"
+      ],
+      "additionalProperties": false,
+      "properties": {
+        "endpoint": {
+          "type": "string"
+        },
+        "address": {
+          "type": "string"
+        },
+        "port": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 65535
+        },
+        "server_name": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "key_type_requested": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "probes": {
+          "$ref": "#/$defs/count"
+        },
+        "answered": {
+          "$ref": "#/$defs/count"
+        },
+        "chains": {
+          "$ref": "#/$defs/count"
         }
       }
     },

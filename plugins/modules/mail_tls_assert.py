@@ -87,6 +87,13 @@ EXAMPLES = r"""
     path: /etc/postfix/chain.pem
     roots: [/etc/ssl/private-ca/root.pem]
     ignore: [root_included]
+
+- name: Judge for legacy clients that still read the CN of a certificate without subjectAltName
+  mailops.tls.mail_tls_assert:
+    path: /etc/postfix/legacy-chain.pem
+    names: [mail.example.org]
+    cn_fallback: true
+    ignore: [cn_only]
 """
 
 RETURN = r"""
@@ -144,6 +151,13 @@ endpoints:
     peer_address:
       description: The IP address that accepted the connection; V(null) when no address did.
       type: str
+sampled:
+  description: Per load balancer endpoint (O(endpoints[].backends)) and key type, the probes made and the different
+    chains that answered, as RV(mailops.tls.mail_tls_endpoint_info#module:sampled) of
+    M(mailops.tls.mail_tls_endpoint_info).
+  returned: when O(endpoints) is given and the policy passed (on failure, in RV(details))
+  type: list
+  elements: dict
 certificates:
   description: Every certificate given, in input order, as the certificate records of
     M(mailops.tls.mail_tls_chain_facts).
@@ -220,7 +234,8 @@ def judge(params: dict) -> tuple[dict, list]:
         subjects.append((FILES, None, analysis.findings))
     if params["endpoints"]:
         reports = probe_endpoints(params, judgement)
-        result["endpoints"] = endpoint_results(reports)["endpoints"]
+        probed = endpoint_results(reports)
+        result.update(endpoints=probed["endpoints"], sampled=probed["sampled"])
         subjects.extend((report.name, report.name, report.findings) for report in reports)
     return result, subjects
 

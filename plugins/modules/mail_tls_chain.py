@@ -74,8 +74,8 @@ notes:
     of the play would create the directory.
   - O(path), O(content), O(private_key_path), O(private_key_passphrase), O(pkcs12_passphrase) and the output
     options describe one chain; O(chains) gives several, and then none of them may be given at the top level.
-    The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days))
-    apply to every chain.
+    The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days),
+    O(expiry_warning), O(expiry_critical), O(cn_fallback), O(max_chain_depth)) apply to every chain.
 options:
   fullchain_path:
     description:

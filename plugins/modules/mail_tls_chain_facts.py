@@ -248,7 +248,8 @@ ansible_facts:
           returned: always
           type: bool
         trusted:
-          description: Whether the chain ends in a trust anchor.
+          description: Whether the chain ends in a trust anchor and breaks no rule of path validation (name
+            constraints, extension criticality, version, extended key usage, depth; see docs/validation.md).
           returned: always
           type: bool
         key_matches:

@@ -82,7 +82,7 @@ endpoints:
   elements: dict
   contains:
     name:
-      description: The endpoint as messages name it, C(address:port (label) protocol [key type]).
+      description: The endpoint as messages name it, C(address:port (label) protocol [key type][, probe N]).
       type: str
       sample: 192.0.2.11:993 (mx1) imaps
     address:
@@ -115,6 +115,10 @@ endpoints:
     key_type:
       description: The key type of the leaf the server presented.
       type: str
+    sample:
+      description: This probe's number among the probes of a load balancer (O(endpoints[].backends)), from 1;
+        V(0) for an endpoint probed once.
+      type: int
     ok:
       description: Whether a chain was captured.
       type: bool
@@ -163,6 +167,36 @@ endpoints:
       description: Every finding for this endpoint, with C(code), C(severity), C(message) and C(certificate).
       type: list
       elements: dict
+sampled:
+  description: Per load balancer endpoint (O(endpoints[].backends)) and key type, how it was sampled.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    endpoint:
+      description: The endpoint, C(address:port (label)).
+      type: str
+    address:
+      description: What was connected to.
+      type: str
+    port:
+      description: The TCP port.
+      type: int
+    server_name:
+      description: The public name given, or V(null).
+      type: str
+    key_type_requested:
+      description: The key type asked for with O(key_types), or V(null).
+      type: str
+    probes:
+      description: Probes made, at most O(endpoints[].probes); fewer when every server answered with its own chain.
+      type: int
+    answered:
+      description: Probes that captured a chain.
+      type: int
+    chains:
+      description: How many different chains answered behind this port. More than one is a C(backend_mismatch).
+      type: int
 issues:
   description: Every finding of every endpoint, each with the key C(endpoint) naming it.
   returned: always

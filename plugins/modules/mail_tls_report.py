@@ -104,6 +104,16 @@ options:
     description:
       - Where to write the HTML report.
     type: path
+  prometheus_path:
+    description:
+      - Where to write the report as Prometheus text format, for example into the directory of node_exporter's
+        textfile collector (a name ending in C(.prom)).
+      - Gauges per endpoint with labels C(host), C(endpoint) and C(service) - C(mail_tls_endpoint_verdict) (1 for
+        its C(verdict), 0 for the others), C(mail_tls_endpoint_up), C(mail_tls_endpoint_expiry_timestamp_seconds),
+        C(mail_tls_certificate_expiry_timestamp_seconds) (per certificate sent, by C(position), C(subject) and
+        C(sha256)) and C(mail_tls_endpoint_findings) (by C(code), C(severity) and C(status)) - and
+        C(mail_tls_audit_timestamp_seconds) and C(mail_tls_audit_passed).
+    type: path
   title:
     description:
       - The reports' title.
@@ -160,6 +170,15 @@ EXAMPLES = r"""
     merge: "{{ query('ansible.builtin.fileglob', '/var/lib/audits/slices/mail-tls-*.json') | sort }}"
     json_path: /var/lib/audits/mail-tls.json
     html_path: /var/www/html/mail-tls.html
+  delegate_to: localhost
+  run_once: true
+
+- name: Write the audit as metrics for node_exporter's textfile collector
+  mailops.tls.mail_tls_report:
+    hosts:
+      - {name: mx1, address: 192.0.2.11, result: "{{ hostvars['mx1'].probe }}"}
+      - {name: mx2, address: 192.0.2.12, result: "{{ hostvars['mx2'].probe }}"}
+    prometheus_path: /var/lib/prometheus/node-exporter/mail_tls.prom
   delegate_to: localhost
   run_once: true
 """
@@ -228,6 +247,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.fileset import (
     write_public,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
+from ansible_collections.mailops.tls.plugins.module_utils.metrics import prometheus_text
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
     build_report,
     hosts_from_reports,
@@ -249,6 +269,7 @@ ARGUMENT_SPEC = {
     "json_path": {"type": "path"},
     "junit_path": {"type": "path"},
     "html_path": {"type": "path"},
+    "prometheus_path": {"type": "path"},
     "title": {"type": "str", "default": "Mail TLS audit"},
     "fail_on": {"type": "list", "elements": "str", "default": []},
     "ignore": {"type": "list", "elements": "str", "default": []},
@@ -286,9 +307,9 @@ def main() -> None:
                            required_one_of=[("hosts", "merge")], mutually_exclusive=[("hosts", "merge")])
     params = module.params
     if params["hosts"] is None and params["merge"] is None:  # required_one_of counts an option given as null
-        module.fail_json(msg="one of hosts and merge is required, and both are null: give the hosts to judge, or the "
-                             "slice reports to merge")
-    outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html") if params[f"{kind}_path"]}
+        module.fail_json(msg="hosts and merge are both null: give hosts (the probe results) or merge (JSON reports)")
+    outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html", "prometheus")
+               if params[f"{kind}_path"]}
     try:
         check_distinct([(f"{kind}_path", path) for kind, path in outputs.items()])
         targets = {kind: destination(path, params["follow"], check_mode=module.check_mode)
@@ -298,7 +319,7 @@ def main() -> None:
         document = build_report(hosts, params["fail_on"], params["ignore"], params["title"],
                                 datetime.datetime.now(datetime.timezone.utc))
         rendered = {"json": json.dumps(document, indent=2, sort_keys=False) + "\n", "junit": junit_xml(document),
-                    "html": html_page(document)}
+                    "html": html_page(document), "prometheus": prometheus_text(document)}
         changed, attributes_changed = write_public(
             [(targets[kind], rendered[kind].encode("utf-8")) for kind in outputs], module.check_mode,
             lambda path: module.set_fs_attributes_if_different(module.load_file_common_arguments(params, path=path),

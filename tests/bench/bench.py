@@ -8,6 +8,8 @@
 3. Live probing of the lab, 24 endpoints in one call against one, against sslyze and testssl.sh (live.py;
    as root only: the lab needs it).
 4. Ansible overhead: mail_tls_chain_facts against ansible.builtin.ping (overhead.py).
+5. The deploy role against a four-task floor play on the lab: first deploy, unchanged re-run, rollback
+   (deploy.py; as root only).
 Prints the tables and the targets (PASS/FAIL) and, with --write, puts them into docs/performance.md.
 Runs in the bench virtualenv (.venv-bench, tests/bench/requirements.txt); `make bench` sets it up.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import chains
 import common
+import deploy
 import live
 import overhead
 import pools
@@ -36,7 +39,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="write the results into this Markdown file (between markers)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="pool sizes, comma-separated")
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default: by pool size)")
-    parser.add_argument("--skip", default="", help="sections to skip: chains, live, overhead (comma-separated)")
+    parser.add_argument("--skip", default="", help="sections to skip: chains, live, overhead, deploy (comma-separated)")
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     sizes = [int(size) for size in options.sizes.split(",")]
@@ -63,7 +66,13 @@ def main() -> int:
             middle = 1_000 if 1_000 in space.pools else max(space.pools)
             overhead_result = overhead.run(space.leaf, space.pools[middle], space.root)
             tables.append(report.overhead_table(overhead_result))
+        deploy_result = deploy.DeployResult(skipped="skipped (--skip deploy)")
+        if "deploy" not in skip:
+            print("deploy role against the floor play: lab up, first deploy, re-run, rollback ...", flush=True)
+            deploy_result = deploy.run()
+        tables.append(report.deploy_table(deploy_result))
     found = report.targets(pool_results, plain, space.chain_length - 1, live_result, overhead_result)
+    found += report.deploy_targets(deploy_result)
     seconds = time.perf_counter() - clock
     print()
     for table in tables:

@@ -11,6 +11,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,28 @@ class AnsibleCommand:
 
     def version(self) -> Optional[str]:
         return command_version([self.base[0], "--version"], r"core [0-9.]+")
+
+
+@contextlib.contextmanager
+def running_lab(prefix: str, backends: int = 3):
+    """A lab of backends (tests/lab) on a free loopback base in a temporary directory, installed first, brought
+    down and removed afterwards. Raises RuntimeError (lab.LabError among them) with the reason it did not come up."""
+    import lab as labmod  # tests/lab/lab.py
+
+    install = subprocess.run(["sh", str(TESTS / "lab" / "install.sh")], capture_output=True, text=True, check=False)
+    if install.returncode:
+        raise RuntimeError(f"tests/lab/install.sh failed: {install.stderr.strip()[-300:]}")
+    base, lock = labmod.claim_base(backends)
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)  # Postfix needs every directory above its files searchable
+    lab = labmod.Lab(directory, base=base)
+    try:
+        lab.up(backends=backends)
+        yield lab
+    finally:
+        lab.down(check=False)
+        lock.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def rss_kib() -> int:

@@ -66,27 +66,12 @@ def run(runs: int = 5, testssl_runs: int = 1) -> LiveResult:
     if os.geteuid() != 0:
         result.skipped = "not root: the lab adds loopback addresses and starts Postfix, Dovecot and HAProxy"
         return result
-    import lab as labmod  # tests/lab/lab.py
-
-    install = subprocess.run(["sh", str(common.TESTS / "lab" / "install.sh")], capture_output=True, text=True,
-                             check=False)
-    if install.returncode:
-        result.skipped = f"tests/lab/install.sh failed: {install.stderr.strip()[-300:]}"
-        return result
     _install_testssl(result)
-    base, lock = labmod.claim_base(3)
-    directory = Path(tempfile.mkdtemp(prefix="mailops-bench-lab-"))
-    directory.chmod(0o755)  # Postfix needs every directory above its files searchable
-    lab = labmod.Lab(directory, base=base)
     try:
-        lab.up(backends=3)
-        _measure(lab, result, runs, testssl_runs)
-    except labmod.LabError as exc:
+        with common.running_lab("mailops-bench-lab-") as lab:
+            _measure(lab, result, runs, testssl_runs)
+    except RuntimeError as exc:
         result.skipped = f"the lab did not come up: {exc}"
-    finally:
-        lab.down(check=False)
-        lock.close()
-        shutil.rmtree(directory, ignore_errors=True)
     return result
 
 

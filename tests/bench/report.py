@@ -166,6 +166,39 @@ def overhead_table(result) -> Table:
                  ["module", "wall ms", "CPU ms", "vs ping"], rows)
 
 
+def deploy_table(result) -> Table:
+    if result.skipped:
+        return Table("The deploy role against the floor play", ["skipped"], [[result.skipped]])
+    floor = result.runs["floor, first deploy"].seconds
+    rows = [[name, f"{run.seconds:.1f}", _ratio(run.seconds, floor), str(run.tasks), str(run.skipped),
+             "yes" if run.succeeded else "no"] for name, run in result.runs.items()]
+    return Table(f"The deploy role against the floor play on the lab ({result.backends} backends, serial 1): wall s "
+                 "per backend", ["play", "s per backend", "vs floor first deploy", "tasks run", "skipped",
+                                 "as expected"], rows)
+
+
+def deploy_targets(result) -> list[Target]:
+    """Issue 17's targets: first deploy within 2x the floor, unchanged re-run within 1.5x the floor's re-run,
+    rollback within 3x the floor's first deploy."""
+    names = ("first deploy within 2x the floor play", "unchanged re-run within 1.5x the floor's re-run",
+             "rollback within 3x the floor's first deploy")
+    if result.skipped:
+        return [Target(f"deploy: {name}", None, f"skipped: {result.skipped}") for name in names]
+    runs = result.runs
+    found = []
+    pairs = (("role, first deploy", "floor, first deploy", 2),
+             ("role, unchanged re-run", "floor, unchanged re-run", 1.5),
+             ("role, rollback", "floor, first deploy", 3))
+    for name, (ours, floor, factor) in zip(names, pairs):
+        ratio = runs[ours].seconds / runs[floor].seconds
+        valid = runs[ours].succeeded and runs[floor].succeeded
+        found.append(Target(f"deploy: {name}", ratio <= factor and valid,
+                            f"{ratio:.2f}x ({runs[ours].seconds:.1f} s, {runs[ours].tasks} tasks; floor "
+                            f"{runs[floor].seconds:.1f} s, {runs[floor].tasks} tasks)"
+                            + ("" if valid else "; a play did not end as expected")))
+    return found
+
+
 def targets(pools: list[PoolResult], plain: dict[int, int], links: int, live: livemod.LiveResult,
             overhead) -> list[Target]:
     by_size = {pool.size: pool for pool in pools}

@@ -84,7 +84,7 @@ def build(root: pki.Issued, workdir: Path) -> list:
                  (intermediate.leaf(f"*.{BARE_DOMAIN}"), intermediate), host=BARE_DOMAIN),
         Scenario("idn", f"an IDN name: {IDN_HOST} as its A-label, the client given the U-label", None,
                  (intermediate.leaf(HOST_NAMES[2]), intermediate), host=IDN_HOST),
-        Scenario("name_constraints", f"a CA constrained to example.org issued {HOST}", "name_constraint_violated",
+        Scenario("name_constraints", f"a CA constrained to example.org issued {HOST}", "name_constraint_violation",
                  (constrained.leaf(HOST), constrained)),
         Scenario("expired_intermediate", "the intermediate expired (the leaf is valid)", "expired",
                  (expired.leaf(HOST, not_before=now - 60 * day), expired)),
@@ -94,6 +94,6 @@ def build(root: pki.Issued, workdir: Path) -> list:
                  (sha1.leaf(HOST), sha1)),
         Scenario("rsa1024_leaf", "an RSA-1024 leaf", "weak_key",
                  (intermediate.leaf(HOST, key=pki.new_key("rsa", 1024)), intermediate)),
-        Scenario("ca_as_leaf", "a CA certificate (CA:TRUE) as the server certificate", "leaf_is_ca",
+        Scenario("ca_as_leaf", "a CA certificate (CA:TRUE) as the server certificate", "ca_as_leaf",
                  (intermediate.issue(HOST, ca=True, dns_names=(HOST,)), intermediate)),
     ]

@@ -2,8 +2,8 @@
 """An Ansible inventory for the lab: one host per lab backend, for the mailops.tls.deploy role.
 
 Each host (mx1, mx2, ...) runs with ``ansible_connection: local`` and points the role at its own
-Postfix config directory, Dovecot config file, drop-in, TLS directory and address, and reloads its
-own instances directly (``postfix -c DIR reload``, ``doveadm -c FILE reload``), as the lab has no systemd.
+Postfix config directory, Dovecot config file, drop-in, TLS directory and address; the role's default
+reload commands (``postfix -c DIR reload``, ``doveadm -c FILE reload``) then reload its own instances.
 The group ``mail_backends`` holds them; its vars name the public names, the lab's ports (LMTP 24
 included) and the lab's HAProxy front as the load balancer.
 
@@ -64,8 +64,7 @@ def host_vars(backend) -> dict:
         "mail_tls_deploy_postfix_config_dir": str(backend.postfix_dir),
         "mail_tls_deploy_dovecot_config_file": str(backend.dovecot_conf),
         "mail_tls_deploy_dovecot_dropin": str(dropin_path(backend)),
-        "mail_tls_deploy_postfix_reload_command": ["postfix", "-c", str(backend.postfix_dir), "reload"],
-        "mail_tls_deploy_dovecot_reload_command": ["doveadm", "-c", str(backend.dovecot_conf), "reload"],
+        # The reload commands are the role's defaults, which reload the instance of the config dir and file.
     }
 
 

@@ -305,3 +305,31 @@ def test_browser_screenshot_of_the_report(audits, tmp_path):
     keep = os.environ.get("MAILOPS_AUDIT_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_a_load_balancer_is_sampled_until_its_bad_backend_answered(lab, tmp_path):
+    """One backend of three (mx3) serves its leaf without the intermediate. The front alone is audited, marked as a
+    load balancer of three backends: every port is probed one connection at a time up to the bound, so the bad
+    backend cannot hide behind the good ones, and the report says two different chains stood behind each port."""
+    bad = lab.backend("mx3")
+    leaf = lab.pki.intermediate.leaf(NAME)
+    lab.set_chain(bad, leaf.pem, leaf.key_pem())
+    try:
+        run = audit(lab, tmp_path, "--limit", "front", mail_tls_audit_backends=3)
+    finally:
+        lab.reset_chain(bad)
+    assert run.returncode == 2, run.output
+    document = json.loads((tmp_path / "reports" / "mail-tls-audit.json").read_text())
+    assert report_schema.errors(document, report_schema.load_schema()) == []
+    (front,) = document["hosts"]
+    assert front["verdict"] == "fail"
+    assert [(item["port"], item["probes"], item["answered"], item["chains"]) for item in front["sampled"]] == [
+        (lab.ports[service], 18, 18, 2) for service in SERVICES]
+    assert len(front["endpoints"]) == 18 * len(SERVICES)
+    for service in SERVICES:
+        probes = [e for e in front["endpoints"] if e["port"] == lab.ports[service]]
+        incomplete = [e for e in probes if any(f["code"] == "missing_intermediate" for f in e["findings"])]
+        assert len(incomplete) == 6, service  # round robin: every third probe reached mx3
+        assert all(any(f["code"] == "backend_mismatch" for f in e["findings"]) for e in incomplete), service
+    assert f"front: load balancer, different chains behind each port: {lab.ports['smtp']}: 2 in 18 probe(s)" \
+        in run.stdout

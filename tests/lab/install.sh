@@ -9,6 +9,8 @@ PACKAGES="postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved
 PACKAGES="$PACKAGES mmdebstrap python3-cryptography"
 # The DNS lab (tests/lab/dnslab.py): authoritative NSD, zones signed with ldns, a validating Unbound.
 PACKAGES="$PACKAGES nsd ldnsutils unbound"
+# Monitoring and renewal: promtool (prometheus), the ACME lab (pebble, certbot; tests/lab/acmelab.py).
+PACKAGES="$PACKAGES prometheus pebble certbot"
 # Re-fetch package lists when they are older than this many seconds (or missing).
 STALE_AFTER=86400
 
@@ -33,7 +35,7 @@ lists_stale() {
 
 stop_daemons() {
     # Packages may start daemons where an init system runs; the lab wants none of the stock ones.
-    for init in postfix dovecot haproxy nsd unbound; do
+    for init in postfix dovecot haproxy nsd unbound prometheus; do
         if [ -x "/etc/init.d/$init" ]; then
             "/etc/init.d/$init" stop >/dev/null 2>&1 || true
         fi

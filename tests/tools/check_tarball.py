@@ -8,7 +8,7 @@ import tarfile
 
 SHIPPED_TOP_LEVEL = frozenset({
     "FILES.json", "MANIFEST.json", "README.md", "CHANGELOG.rst",
-    "changelogs", "docs", "meta", "playbooks", "plugins", "roles",
+    "changelogs", "docs", "meta", "playbooks", "plugins", "roles", "scripts",
 })
 """The only top-level entries users need; anything else (tests, Makefile, virtualenvs...) is development."""
 

@@ -8,7 +8,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$repo/docs/docsite/rst}
-guides=(audit deploying-chains publish-root issue-codes dane clients input-guarantees)
+guides=(audit deploying-chains publish-root issue-codes dane clients input-guarantees monitoring acme)
 
 if ! command -v pandoc >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

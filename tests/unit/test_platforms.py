@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = [line for line in (REPO / "README.md").read_text().splitlines()
+INSTALL = (REPO / "README.md").read_text().split("\n## Install\n", 1)[1].split("\n### ", 1)[0]
+ROWS = [line for line in INSTALL.splitlines()
         if line.startswith("| ") and ("Debian" in line or "Ubuntu" in line or "EL " in line)]
 DECLARED = sorted({(platform["name"], str(version))
                    for meta in REPO.glob("roles/*/meta/main.yml")

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from ansible_collections.mailops.tls.plugins.module_utils import analysis, load
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import ExpiryPolicy, Threshold
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import (
     CHAIN_INPUT_SPEC,
     parse_valid_at,
@@ -257,9 +258,23 @@ def test_request_from_params(files, h):
     assert request.certificates.findings == ()
     assert request.system_roots.certificates == ()
     assert request.valid_at == datetime.datetime(2027, 1, 31, tzinfo=UTC)
-    assert (request.names, request.expires_soon_days) == ((MAIL,), 10)
+    assert (request.names, request.expiry) == ((MAIL,), ExpiryPolicy(Threshold(days=10)))
     result = analysis.analyze(request)
     assert result.trusted and result.key_matches is True
+
+
+def test_cn_fallback_and_max_chain_depth_reach_the_analysis(tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    legacy = inter.leaf(common_name=MAIL)
+    (tmp_path / "legacy.pem").write_bytes(pki.pem_bundle(legacy, inter))
+    (tmp_path / "root.pem").write_bytes(top.pem)
+    options = {"path": [str(tmp_path / "legacy.pem")], "roots": [str(tmp_path / "root.pem")], "names": [MAIL],
+               "system_roots": False}
+    assert codes(analysis.analyze(request_from_params(params(**options)))) == ["cn_only", "name_mismatch"]
+    assert codes(analysis.analyze(request_from_params(params(**options, cn_fallback=True)))) == ["cn_only"]
+    shallow = analysis.analyze(request_from_params(params(**options, cn_fallback=True, max_chain_depth=0)))
+    assert "chain_too_deep" in codes(shallow) and not shallow.trusted
 
 
 def test_request_from_params_with_pkcs12(files):
@@ -269,6 +284,7 @@ def test_request_from_params_with_pkcs12(files):
 
 @pytest.mark.parametrize(("values", "words"), [
     ({"expires_soon_days": -1}, ["expires_soon_days", "from 0 to 36500"]),
+    ({"max_chain_depth": -1}, ["max_chain_depth", "0 or more", "default 8"]),
     ({"names": ["mail example.test"]}, ["names:", "'mail example.test'", "white space"]),
     ({"names": ["*.example.test"]}, ["names:", "wildcard"]),
     ({"names": [MAIL, ""]}, ["names:", "empty"]),

@@ -604,6 +604,26 @@ def test_pool_issuer_that_cannot_be_read_is_reported_and_not_used(deep, part):
     assert "missing_intermediate" in codes(result) and "bad_signature" not in codes(result)
 
 
+# nameConstraints permitting an iPAddress 10.0.0.1 without a mask: cryptography raises TypeError (not ValueError)
+ADDRESS_AS_NETWORK = bytes.fromhex("300a a008 3006 8704 0a000001")
+
+
+@pytest.mark.parametrize("where", ["pool", "roots", "bundle"])
+def test_ca_whose_name_constraints_hold_an_address_for_a_network_is_a_parse_error(deep, where):
+    """A CA certificate (of the pool, the roots or the bundle) whose iPAddress subtree is not a network: a parse_error
+    naming it, never a TypeError out of the library."""
+    top, issuer = deep.intermediates
+    spoiled = top.issue(subject=issuer.subject, ca=True, key=issuer.key,
+                        raw_extensions=[(x509.oid.ExtensionOID.NAME_CONSTRAINTS, ADDRESS_AS_NETWORK)])
+    result = analyze([deep.leaf, *([spoiled] if where == "bundle" else [])],
+                     pool=[spoiled, top] if where == "pool" else [top],
+                     roots=[deep.root, *([spoiled] if where == "roots" else [])])
+    found = only(result, "parse_error")
+    assert "the certificate's extensions cannot be parsed (IPAddress name constraints must be" in found.message
+    assert found.severity == ("error" if where == "bundle" else "warning")
+    assert not result.trusted
+
+
 def test_unreadable_twin_of_the_issuer_does_not_hide_the_real_one(deep):
     result = analyze([deep.leaf], pool=[spoiled_issuer(deep, "extensions"), *reversed(deep.intermediates)],
                      roots=[deep.root])
@@ -627,19 +647,6 @@ def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
     analysed, and damage becomes parse_error findings. The PKI is new in each run, so a failure shows its input."""
     rng = random.Random(20261130)
 
-    def mutated(der: bytes) -> bytes:
-        data = bytearray(der)
-        for _change in range(rng.randint(1, 3)):
-            at = rng.randrange(len(data))
-            kind = rng.randrange(3)
-            if kind == 0:
-                data[at] = rng.randrange(256)
-            elif kind == 1:
-                del data[at:at + rng.randint(1, 16)]
-            else:
-                data[at:at] = rng.randbytes(rng.randint(1, 8))
-        return bytes(data)
-
     def pem(ders) -> bytes:
         return b"".join(b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
                         for der in ders)
@@ -647,8 +654,8 @@ def test_randomly_damaged_bundles_and_pools_give_findings_not_tracebacks(deep):
     bundle = [item.der for item in deep.served_chain]
     damaged = 0
     for _case in range(300):
-        given = pem(mutated(der) if rng.random() < 0.5 else der for der in bundle)
-        pool = pem([mutated(deep.intermediates[0].der), *bundle[1:]])
+        given = pem(pki.mangled(der, rng) if rng.random() < 0.5 else der for der in bundle)
+        pool = pem([pki.mangled(deep.intermediates[0].der, rng), *bundle[1:]])
         try:
             result = analysis.analyze(analysis.Request(
                 certificates=load.load_bytes(given, "bundle.pem"), pool=load.load_bytes(pool, "pool.pem", check=False),

@@ -12,10 +12,13 @@ from typing import Optional
 
 import pki
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
+from ansible_collections.mailops.tls.plugins.module_utils.expiry import ExpiryPolicy, Threshold
 from ansible_collections.mailops.tls.plugins.module_utils.findings import CHAIN_CODES, CODES, SEVERITIES
 
 REPO = Path(__file__).resolve().parents[4]
@@ -167,6 +170,16 @@ def expires_soon(_tmp_path):
     return Case(result, h.leaf, 0, (MAIL, "block 1 of bundle.pem", f"{pki.NOW + 10 * pki.DAY:%Y-%m-%d}"))
 
 
+def expires_critical(_tmp_path):
+    """An intermediate of 100 days with 4 left: past a critical 5%; the leaf, with 9 of 10 days left, is not."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 96 * pki.DAY, not_after=pki.NOW + 4 * pki.DAY)
+    leaf = inter.leaf(MAIL, not_before=pki.NOW - pki.DAY, not_after=pki.NOW + 9 * pki.DAY)
+    result = analyze([leaf, inter], roots=[top], valid_at=pki.NOW, expiry=ExpiryPolicy(
+        Threshold(days=1), Threshold(percent=5)))
+    return Case(result, inter, 1, ("Issuing CA", "block 2 of bundle.pem", "critical threshold of 5% of its 100-day"))
+
+
 def not_a_ca(_tmp_path):
     top = pki.root()
     inter = top.issue("Server Posing As CA", ca=False)
@@ -246,17 +259,17 @@ def missing_server_auth(_tmp_path):
 
 
 def leaf_is_ca(_tmp_path):
-    top = pki.root()
-    inter = top.issue("Issuing CA", ca=True)
-    leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
-    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL,))
+    """A self-signed server certificate that is its own trust anchor may be a CA (private mail servers)."""
+    leaf = pki.root(MAIL, dns_names=[MAIL])
+    return Case(analyze([leaf], roots=[leaf], names=[MAIL]), leaf, 0, (MAIL,))
 
 
 POSITIVE: dict[str, Callable] = {function.__name__: function for function in (
     parse_error, ignored_block, no_certificate, wrong_order, missing_intermediate, root_included,
     unrelated_certificate, duplicate_certificate, untrusted_root, chain_cycle, chain_search_limit, cross_signed,
-    expired, not_yet_valid, expires_soon, not_a_ca, path_length_exceeded, bad_signature, name_mismatch,
-    wildcard_used, cn_only, key_mismatch, no_private_key, weak_key, weak_signature, missing_server_auth, leaf_is_ca)}
+    expired, not_yet_valid, expires_soon, expires_critical, not_a_ca, path_length_exceeded, bad_signature,
+    name_mismatch, wildcard_used, cn_only, key_mismatch, no_private_key, weak_key, weak_signature, missing_server_auth,
+    leaf_is_ca)}
 
 
 def test_every_code_has_a_positive_case():
@@ -313,12 +326,21 @@ def near_validity(_tmp_path):
     inter = top.issue("Issuing CA", ca=True, not_before=pki.NOW - 200 * pki.DAY)
     leaf = inter.leaf(MAIL, not_before=pki.NOW - 100 * pki.DAY, not_after=pki.NOW - 2 * pki.DAY)
     assert "expired" in codes(analyze([leaf, inter], roots=[top]))
-    return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY, expires_soon_days=10)
+    return analyze([leaf, inter], roots=[top], valid_at=pki.NOW - 50 * pki.DAY,
+                   expiry=ExpiryPolicy(Threshold(days=10)))
 
 
 def near_expires_soon(_tmp_path):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
-    return analyze(h.served_chain, roots=[h.root], expires_soon_days=5)
+    return analyze(h.served_chain, roots=[h.root], expiry=ExpiryPolicy(Threshold(days=5)))
+
+
+def near_expires_critical(_tmp_path):
+    """Past the warning threshold, not the critical one: expires_soon alone."""
+    h = pki.hierarchy(MAIL, not_after=pki.NOW + 10 * pki.DAY)
+    result = analyze(h.served_chain, roots=[h.root], expiry=ExpiryPolicy(Threshold(days=30), Threshold(days=7)))
+    assert codes(result) == ["expires_soon"]
+    return result
 
 
 def near_not_a_ca(_tmp_path):
@@ -415,6 +437,7 @@ def near_parse(_tmp_path):
 NEAR_MISSES: dict[str, Callable] = {
     "wrong_order": near_wrong_order, "duplicate_certificate": near_duplicate, "unrelated_certificate": near_unrelated,
     "expired": near_validity, "not_yet_valid": near_validity, "expires_soon": near_expires_soon,
+    "expires_critical": near_expires_critical,
     "not_a_ca": near_not_a_ca, "path_length_exceeded": near_path_length, "bad_signature": near_bad_signature,
     "name_mismatch": near_name_mismatch, "wildcard_used": near_names, "cn_only": near_names,
     "weak_key": near_weak_key, "weak_signature": near_weak_signature, "untrusted_root": near_untrusted_root,
@@ -452,7 +475,7 @@ def test_near_miss(code, tmp_path):
 ])
 def test_expires_soon_threshold(days_left, threshold, expected):
     h = pki.hierarchy(MAIL, not_after=pki.NOW + days_left * pki.DAY)
-    options = {} if threshold is None else {"expires_soon_days": threshold}
+    options = {} if threshold is None else {"expiry": ExpiryPolicy(Threshold(days=threshold))}
     result = analyze(h.served_chain, roots=[h.root], valid_at=pki.NOW, **options)
     assert ("expires_soon" in codes(result)) == expected
 
@@ -497,3 +520,138 @@ def test_issue_codes_are_documented():
     text = (REPO / "docs" / "issue-codes.md").read_text(encoding="utf-8")
     headings = re.findall(r"^###\s+`?([a-z_]+)`?\s*$", text, flags=re.MULTILINE)
     assert sorted(headings) == sorted(CODES)
+
+
+# --- path validation rules (pathrules.py): a case and a near miss for each --------------------------------------------
+
+PRIVATE_EXTENSION = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+
+
+def constrained(*permitted: str) -> tuple[tuple[x509.NameConstraints, bool], ...]:
+    return ((x509.NameConstraints(permitted_subtrees=[x509.DNSName(name) for name in permitted],
+                                  excluded_subtrees=None), True),)
+
+
+def chain_too_deep(_tmp_path):
+    h = pki.hierarchy(MAIL, depth=3)
+    result = analyze(h.served_chain, roots=[h.root], rules=pathrules.Rules(max_chain_depth=2))
+    assert not result.trusted and "missing_intermediate" not in codes(result)
+    return Case(result, h.leaf, 0, (MAIL, "more than 2 intermediate", "max_chain_depth"))
+
+
+def near_chain_too_deep(_tmp_path):
+    h = pki.hierarchy(MAIL, depth=3)
+    return analyze(h.served_chain, roots=[h.root], rules=pathrules.Rules(max_chain_depth=3))
+
+
+def certificate_version(_tmp_path):
+    h = simple()
+    leaf = pki.version_1(h.leaf, h.intermediates[0])
+    return Case(analyze([leaf, *h.intermediates], roots=[h.root]), leaf, 0, (MAIL, "version 1", "leaf"))
+
+
+def near_certificate_version(_tmp_path):
+    """Version 3 certificates throughout, as every current CA issues them."""
+    h = simple()
+    return analyze(h.served_chain, roots=[h.root])
+
+
+def unknown_critical_extension(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, extensions=[(PRIVATE_EXTENSION, True)])
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "1.3.6.1.4.1.55555.1"))
+
+
+def near_unknown_critical_extension(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, extensions=[(PRIVATE_EXTENSION, False)])
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def basic_constraints_not_critical(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True, basic_constraints_critical=False)
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Issuing CA", "(intermediate)",
+                                                                            "critical"))
+
+
+def near_basic_constraints_not_critical(_tmp_path):
+    """A leaf's basicConstraints (cA false) may be non-critical."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    return analyze([inter.leaf(MAIL, basic_constraints_critical=False), inter], roots=[top])
+
+
+def san_criticality(_tmp_path):
+    h = pki.hierarchy(MAIL, san_critical=True)
+    return Case(analyze(h.served_chain, roots=[h.root], names=[MAIL]), h.leaf, 0, (MAIL, "critical"))
+
+
+def near_san_criticality(_tmp_path):
+    """An empty subject needs a critical subjectAltName."""
+    h = pki.hierarchy(MAIL, san_critical=True, subject=x509.Name([]))
+    return analyze(h.served_chain, roots=[h.root], names=[MAIL])
+
+
+def ca_as_leaf(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    leaf = inter.issue(MAIL, ca=True, dns_names=[MAIL])
+    return Case(analyze([leaf, inter], roots=[top], names=[MAIL]), leaf, 0, (MAIL, "Issuing CA"))
+
+
+def issuer_missing_server_auth(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Client CA", ca=True,
+                      extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Client CA", "serverAuth"))
+
+
+def near_issuer_missing_server_auth(_tmp_path):
+    top = pki.root()
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+    inter = top.issue("Issuing CA", ca=True, extensions=[(x509.ExtendedKeyUsage(usages), False)])
+    return analyze([inter.leaf(MAIL), inter], roots=[top])
+
+
+def name_constraint_violation(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Example Org CA", ca=True, extensions=constrained("example.org"))
+    leaf = inter.leaf("mail.other.test")
+    return Case(analyze([leaf, inter], roots=[top]), leaf, 0, ("mail.other.test", "Example Org CA"))
+
+
+def near_name_constraint_violation(_tmp_path):
+    top = pki.root()
+    inter = top.issue("Example Org CA", ca=True, extensions=constrained("example.org"))
+    return analyze([inter.leaf("mail.example.org", "example.org"), inter], roots=[top])
+
+
+def many_constraints(count: int):
+    top = pki.root()
+    inter = top.issue("Busy CA", ca=True, extensions=constrained(*(f"d{n}.example.org" for n in range(count))))
+    return top, inter, inter.leaf(*(f"mail.d{n}.example.org" for n in range(count)))
+
+
+def name_constraints_too_complex(_tmp_path):
+    top, inter, leaf = many_constraints(300)  # 90,000 comparisons
+    return Case(analyze([leaf, inter], roots=[top]), inter, 1, ("Busy CA", "comparisons"))
+
+
+def near_name_constraints_too_complex(_tmp_path):
+    top, inter, leaf = many_constraints(100)
+    return analyze([leaf, inter], roots=[top])
+
+
+PATH_RULE_CASES = (chain_too_deep, certificate_version, unknown_critical_extension, basic_constraints_not_critical,
+                   san_criticality, ca_as_leaf, issuer_missing_server_auth, name_constraint_violation,
+                   name_constraints_too_complex)
+POSITIVE.update({function.__name__: function for function in PATH_RULE_CASES})
+NEAR_MISSES.update({
+    "chain_too_deep": near_chain_too_deep, "certificate_version": near_certificate_version,
+    "unknown_critical_extension": near_unknown_critical_extension,
+    "basic_constraints_not_critical": near_basic_constraints_not_critical, "san_criticality": near_san_criticality,
+    "ca_as_leaf": near_leaf_usage, "issuer_missing_server_auth": near_issuer_missing_server_auth,
+    "name_constraint_violation": near_name_constraint_violation,
+    "name_constraints_too_complex": near_name_constraints_too_complex,
+})

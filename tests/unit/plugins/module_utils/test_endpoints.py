@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import random
 import shutil
 import ssl
 
@@ -25,7 +26,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoints import (
     probe_and_judge,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.load import load_bytes
-from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, probe
+from ansible_collections.mailops.tls.plugins.module_utils.probe import Endpoint, Sampling, probe
 
 NAME = "mail.example.test"
 TIMEOUT = 5.0  # for probes that should succeed: they take milliseconds
@@ -330,8 +331,8 @@ def test_key_types_report_both_chains_and_no_mismatch_between_them(stack, dual):
 # The result schema
 
 ENDPOINT_KEYS = ["name", "address", "peer_address", "port", "protocol", "server_name", "sni", "label",
-                 "key_type_requested", "key_type", "ok", "error", "tls_version", "cipher", "seconds", "presented",
-                 "chain", "root", "names", "complete", "ordered", "trusted", "issues"]
+                 "key_type_requested", "key_type", "sample", "ok", "error", "tls_version", "cipher", "seconds",
+                 "presented", "chain", "root", "names", "complete", "ordered", "trusted", "issues"]
 
 
 def test_endpoint_results_have_stable_keys_serialise_and_count_right(serve, chains, trusting):
@@ -343,7 +344,7 @@ def test_endpoint_results_have_stable_keys_serialise_and_count_right(serve, chai
     reports = probe_and_judge(endpoints, trusting, TIMEOUT, 4)
     results = endpoint_results(reports)
     assert json.loads(json.dumps(results)) == results
-    assert list(results) == ["endpoints", "issues", "summary"]
+    assert list(results) == ["endpoints", "sampled", "issues", "summary"]
     assert [list(entry) for entry in results["endpoints"]] == [ENDPOINT_KEYS] * 4
     assert [entry["label"] for entry in results["endpoints"]] == ["good", "broken", "rooted", "down"]
     assert [entry["name"] for entry in results["endpoints"]] == [f"{e} tls" for e in endpoints]
@@ -377,3 +378,84 @@ def test_openssl_and_ssl_backends_judge_alike(serve, chains, trusting):
     by_ssl, by_openssl = (judge(probe(endpoint, TIMEOUT, backend=backend), trusting) for backend in ("ssl", "openssl"))
     assert by_ssl.chain_id == by_openssl.chain_id
     assert codes(by_ssl) == codes(by_openssl) == ["wrong_order"]
+
+
+# Load balancers: sampled until every server behind them answered, and the deployed chain as the reference
+
+class Balanced:
+    """Stands in for the TLS context of a server behind which a load balancer hands each connection to the next
+    of several servers (round robin) or to one drawn at random; each server serves its own context."""
+
+    def __init__(self, contexts: list, *, randomly: bool = False) -> None:
+        self._contexts, self._randomly, self._next = contexts, randomly, itertools.count()
+        self._random = random.Random(7)
+
+    def wrap_socket(self, *args, **kwargs):
+        if self._randomly:
+            chosen = self._random.choice(self._contexts)
+        else:
+            chosen = self._contexts[next(self._next) % len(self._contexts)]
+        return chosen.wrap_socket(*args, **kwargs)
+
+
+def balancer_endpoint(serve, chains, names: list, *, randomly: bool = False) -> Endpoint:
+    contexts = [server_context(chains[name]) for name in names]
+    server = serve(None, context=Balanced(contexts, randomly=randomly))
+    return Endpoint("127.0.0.1", server.port, "tls", server_name=NAME, label="balancer")
+
+
+def test_one_probe_of_a_balancer_can_miss_its_broken_server(serve, chains, trusting):
+    """The reason for sampling: a single probe lands on the first, good server and the balancer passes."""
+    endpoint = balancer_endpoint(serve, chains, ["good", "leaf_only", "good"])
+    assert [codes(report) for report in probe_and_judge([endpoint], trusting, TIMEOUT, 1)] == [[]]
+
+
+def test_a_sampled_round_robin_balancer_shows_its_broken_server_and_counts_the_chains(serve, chains, trusting):
+    endpoint = balancer_endpoint(serve, chains, ["good", "leaf_only", "good"])
+    reports = probe_and_judge([endpoint], trusting, TIMEOUT, 1, samplings=[Sampling(backends=3, probes=6)])
+    # Two different chains among three servers: no proof that all three answered, so the bound is reached.
+    assert [report.probe.sample for report in reports] == [1, 2, 3, 4, 5, 6]
+    assert [codes(report) for report in reports] == [[], ["backend_mismatch", "missing_intermediate"], []] * 2
+    assert reports[1].name == f"{endpoint} tls, probe 2"
+    results = endpoint_results(reports)
+    assert results["sampled"] == [{"endpoint": str(endpoint), "address": "127.0.0.1", "port": endpoint.port,
+                                   "server_name": NAME, "key_type_requested": None, "probes": 6, "answered": 6,
+                                   "chains": 2}]
+    assert [entry["sample"] for entry in results["endpoints"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_sampling_stops_once_every_server_answered_with_its_own_chain(serve, chains, trusting):
+    endpoint = balancer_endpoint(serve, chains, ["good", "other_leaf", "two_names"])
+    reports = probe_and_judge([endpoint], trusting, TIMEOUT, 1, samplings=[Sampling(backends=3, probes=20)])
+    assert len(reports) == 3
+    assert endpoint_results(reports)["sampled"][0]["chains"] == 3
+
+
+def test_the_default_bound_finds_a_broken_server_behind_a_random_balancer(serve, chains, trusting):
+    assert probe_module.default_probes(1) == 5 and probe_module.default_probes(3) == 18
+    endpoint = balancer_endpoint(serve, chains, ["good", "good", "leaf_only"], randomly=True)
+    sampling = Sampling(backends=3, probes=probe_module.default_probes(3))
+    reports = probe_and_judge([endpoint], trusting, TIMEOUT, 1, samplings=[sampling])
+    assert len(reports) == 18
+    assert "missing_intermediate" in {f.code for report in reports for f in report.findings}
+
+
+@pytest.mark.parametrize("backends, probes", [(0, 3), (2, 0), (2, "3")])
+def test_a_sampling_that_cannot_sample_is_refused(backends, probes):
+    with pytest.raises(probe_module.InputError, match="load balancer sampling"):
+        Sampling(backends=backends, probes=probes)
+
+
+def test_the_deployed_chain_is_the_reference_even_on_the_fewest_ports(serve, chains, trusting):
+    """Two ports still serve the old chain after a deployment, one the new: the new one is right, so only the two
+    old ones are reported (old_chain_served, and service_mismatch against the deployed chain)."""
+    new, old = serve(chains["other_leaf"]), [serve(chains["good"]), serve(chains["good"])]
+    endpoints = [Endpoint("127.0.0.1", server.port, "tls", server_name=NAME) for server in (new, *old)]
+    deployed = sha256_hex(chains["other_leaf"][0].der)
+    reports = probe_and_judge(endpoints, trusting, TIMEOUT, 3)
+    assert [codes(report) for report in reports] == [["service_mismatch"], [], []]
+    reports = probe_and_judge(endpoints, trusting, TIMEOUT, 3, expected_leaves=[deployed.replace(":", "").lower()])
+    assert [codes(report) for report in reports] == [[], *[["old_chain_served", "service_mismatch"]] * 2]
+    stale = next(f for f in reports[1].findings if f.code == "old_chain_served")
+    assert stale.severity == "error" and f"not the deployed leaf {deployed[:23]}..." in stale.message
+    assert f"{endpoints[1]} serves the leaf 'CN={NAME}" in stale.message

@@ -86,15 +86,23 @@ DNS_CASES = [
     # a full '*' label covers an A-label (RFC 6125 6.4.3 only forbids '*' inside an IDN label)
     ("xn--bcher-kva.example.test", ["*.example.test"], True, "*.example.test", True, "wildcard"),
     ("bücher.example.test", ["*.example.test"], True, "*.example.test", True, "wildcard"),
-    # IDN: requested U-label against A-label SAN, and a Unicode SAN written in the certificate
+    # IDN: requested U-label against A-label SAN; Unicode (raw non-ASCII bytes) in a dNSName matches nothing
     ("bücher.example", ["xn--bcher-kva.example"], True, "xn--bcher-kva.example", False, "matches"),
     ("BÜCHER.example", ["xn--bcher-kva.example"], True, "xn--bcher-kva.example", False, "matches"),
-    ("xn--bcher-kva.example", ["bücher.example"], True, "bücher.example", False, "matches"),
+    ("xn--bcher-kva.example", ["bücher.example"], False, None, False, "not ASCII"),
+    ("bücher.example", ["bücher.example"], False, None, False, "not ASCII"),
     ("bücher.example", ["XN--BCHER-KVA.EXAMPLE."], True, "XN--BCHER-KVA.EXAMPLE.", False, "matches"),
     ("bucher.example", ["xn--bcher-kva.example"], False, None, False, "not among"),
     ("bücher.example", ["bucher.example"], False, None, False, "not among"),
-    # IDNA 2003 (encodings.idna) maps sharp s to ss; documented choice
-    ("straße.example", ["strasse.example"], True, "strasse.example", False, "matches"),
+    # IDNA 2008 / UTS #46 non-transitional: sharp s is its own letter (IDNA 2003 mapped it to ss)
+    ("straße.example", ["strasse.example"], False, None, False, "not among"),
+    ("mail.straße.de", ["mail.xn--strae-oqa.de"], True, "mail.xn--strae-oqa.de", False, "matches"),
+    ("mail.ΣΊΣΥΦΟΣ.gr", ["mail.xn--kxa6ajbbmh.gr"], False, None, False, "not among"),  # final sigma is kept
+    ("mail.σίσυφος.gr", ["mail.xn--kxa6ajbbmh.gr"], True, "mail.xn--kxa6ajbbmh.gr", False, "matches"),
+    # white space in a dNSName is never stripped (OpenSSL, Python's ssl and cryptography reject it)
+    ("mail.example.test", ["mail.example.test "], False, None, False, "white space"),
+    ("mail.example.test", ["mail.example.test\t"], False, None, False, "(mail.example.test\\x09)"),  # escaped
+    ("mail.example.test", [" mail.example.test"], False, None, False, "white space"),
     # a requested DNS name never matches an iPAddress-looking dNSName by accident
     ("mail.example.test", ["192.0.2.25"], False, None, False, "not among"),
 ]
@@ -301,6 +309,7 @@ def test_ip_addresses(wanted, dns_names, ips, cns, matches, matched_by, reason):
 CN_CASES = [
     # (wanted, dns SANs, ip SANs, CNs, matches, source, cn_only, words in the reason)
     ("mail.example.test", [], [], ["mail.example.test"], True, "common_name", True, "without subjectAltName"),
+    ("mail.example.test", [], [], ["mail.example.test "], False, None, False, "white space"),
     ("mail.example.test", [], [], ["Mail.Example.Test."], True, "common_name", True, "subject CN"),
     ("mail.example.test", [], [], ["*.example.test"], True, "common_name", True, "wildcard"),
     ("mail.example.test", [], [], ["other.example.test"], False, None, False, "no subjectAltName"),
@@ -317,12 +326,24 @@ CN_CASES = [
 
 
 @pytest.mark.parametrize(("wanted", "dns_names", "ips", "cns", "matches", "source", "cn_only", "reason"), CN_CASES)
-def test_common_name(wanted, dns_names, ips, cns, matches, source, cn_only, reason):
-    result = match_name(wanted, dns_names, ips, cns, psl=FALLBACK)
+def test_common_name_with_cn_fallback(wanted, dns_names, ips, cns, matches, source, cn_only, reason):
+    result = match_name(wanted, dns_names, ips, cns, psl=FALLBACK, cn_fallback=True)
     assert result.matches is matches
     assert result.source == source
     assert result.cn_only is cn_only
     assert reason in result.reason
+
+
+@pytest.mark.parametrize(("wanted", "dns_names", "ips", "cns", "matches", "source", "cn_only", "reason"), CN_CASES)
+def test_common_name_is_ignored_by_default(wanted, dns_names, ips, cns, matches, source, cn_only, reason):
+    """Without cn_fallback the CN never matches; where it would have, cn_only says that legacy clients accept it."""
+    result = match_name(wanted, dns_names, ips, cns, psl=FALLBACK)
+    assert not result.matches or source == "dns_san"
+    assert result.cn_only is cn_only
+    if cn_only:
+        assert result.source is None and result.matched_by is None and "legacy clients" in result.reason
+    else:
+        assert result.source == source and reason in result.reason
 
 
 # --- invalid requested names -------------------------------------------------------------------------------------
@@ -415,3 +436,26 @@ def test_name_match_is_frozen_and_serialisable():
         "cn_only": False,
         "reason": "matches the wildcard subjectAltName dNSName *.example.test",
     }
+
+
+# --- IDNA 2008 without the idna package ----------------------------------------------------------------------------
+
+FALLBACK_LABELS = ["straße", "Bücher", "σίσυφος", "ΣΊΣΥΦΟΣ", "München", "ﬁnanz", "\uff41\uff42\uff43", "mail", "日本語",
+                   "\u200dx", "i\u0307stanbul", "İstanbul", "ⅷ", "ǆemal", "x\u0301y"]
+
+
+@pytest.mark.parametrize("label", FALLBACK_LABELS)
+def test_fallback_converts_as_the_idna_package_or_refuses(label, monkeypatch):
+    """Without the idna package a label is converted exactly as idna converts it, or refused with a clear request;
+    never converted differently."""
+    try:
+        expected = names.idna.encode(label, uts46=True, transitional=False).decode()
+    except UnicodeError:
+        expected = None
+    monkeypatch.setattr(names, "idna", None)
+    try:
+        converted = names._a_label(label)
+    except UnicodeError as exc:
+        assert "install idna or write the label as an A-label" in str(exc)
+        return
+    assert converted == expected

@@ -10,12 +10,13 @@ import pytest
 from ansible_collections.mailops.tls.plugins.module_utils import endpoint_args, module_args
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 
-JUDGING = {"pool": [], "roots": [], "system_roots": False, "names": [], "valid_at": None, "expires_soon_days": 30}
+JUDGING = {"pool": [], "roots": [], "system_roots": False, "names": [], "valid_at": None, "expires_soon_days": 30,
+           "cn_fallback": False, "max_chain_depth": 8}
 
 
 def _endpoint(**values) -> dict:
     return dict({"address": "127.0.0.1", "port": 25, "protocol": None, "server_name": None, "label": None,
-                 "send_sni": True, "proxy_protocol": None}, **values)
+                 "send_sni": True, "proxy_protocol": None, "every_address": False}, **values)
 
 
 def _probe_params(endpoints: list, **values) -> dict:

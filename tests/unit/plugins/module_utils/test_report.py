@@ -8,6 +8,7 @@ import html
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -422,3 +423,24 @@ def test_verdict_lines_compare_two_audits(document):
     assert "mx1 smtp 192.0.2.11:25 (mx1) smtp: pass" in lines
     assert "mx3 imaps 192.0.2.13:993 (mx3) imaps: fail (connect_refused)" in lines
     assert verdict_lines(None) == [] and verdict_lines({}) == []
+
+
+def test_a_sampled_load_balancer_reports_the_chains_behind_each_port(company, judgement, tmp_path):
+    """The balancer's imaps port answered six probes with two chains (one server lacks the intermediate): each
+    probe is an endpoint of the report, the host says how many chains stood behind the port, the console says it,
+    and a merge of the report keeps it."""
+    good = [company.leaf.der, company.intermediates[0].der]
+    results = [replace(probe_result("front", "192.0.2.10", "imaps", good if number % 3 else good[:1]), sample=number)
+               for number in range(1, 7)]
+    hosts = [{"name": "front", "address": "192.0.2.10", "result": host_result(judgement, results)}]
+    document = build_report(hosts, generated_at=WHEN)
+    assert report_schema.errors(document, report_schema.load_schema()) == []
+    (front,) = document["hosts"]
+    assert front["sampled"] == [{"endpoint": "192.0.2.10:993 (front)", "address": "192.0.2.10", "port": 993,
+                                 "server_name": NAME, "key_type_requested": None, "probes": 6, "answered": 6,
+                                 "chains": 2}]
+    assert [e["name"] for e in front["endpoints"]][:2] == [f"192.0.2.10:993 (front) imaps, probe {n}" for n in (1, 2)]
+    assert front["verdict"] == "fail"
+    assert "front: load balancer, different chains behind each port: 993: 2 in 6 probe(s)" in summary_lines(document)
+    merged = build_report(hosts_from_reports([("slice.json", json.loads(json.dumps(document)))]), generated_at=WHEN)
+    assert merged["hosts"][0]["sampled"] == front["sampled"]

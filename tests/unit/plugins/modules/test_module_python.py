@@ -15,6 +15,7 @@ from ansible_adhoc import ANSIBLE_BIN, MODULE_PYTHON, run_task
 pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(), reason="ansible-core is not installed in this interpreter's "
                                 "environment (make unit installs it; make unit-oldest tests the library only)")
 
+
 def test_modules_run_on_the_python_the_tests_name(tmp_path):
     """setup reports the Python the module ran on; MODULE_PYTHON run directly must name the same version (a
     chrooted Debian 13 Python says 3.13, the controller's virtualenv something else)."""
