@@ -2,7 +2,8 @@
 # This module_utils file is private to the mailops.tls collection; its API may change without notice.
 """The files mail_tls_chain writes: which ones, their bytes, their modes, and what changes, as facts.
 
-Pure logic: the module reads the current files and does the writing. Key material appears only in the
+Pure logic but for telling whether two output paths name one file: the module reads the current files and
+writes them (through fileset). Key material appears only in the
 bytes of the files planned here; listings (the diff) name a key by type, size and SPKI fingerprint.
 """
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import grp
 import hashlib
-import os
 import pwd
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +25,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
+from ansible_collections.mailops.tls.plugins.module_utils.fileset import check_distinct
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedKey, load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import request_from_params
@@ -166,17 +167,6 @@ def check_mode(output: Output, option: str) -> None:
                          f"key in {output.path}: use '0600', or '0640' with a group that the mail service runs as")
 
 
-def check_distinct(outputs: Sequence[Output]) -> None:
-    """Refuse two outputs (of one chain or of several) that name the same file."""
-    seen: dict[str, Output] = {}
-    for output in outputs:
-        key = os.path.normpath(os.path.abspath(output.path))
-        if key in seen:
-            raise InputError(f"{output.path} is named for both the {seen[key].kind} and the {output.kind} output: "
-                             "give each output its own file")
-        seen[key] = output
-
-
 def chain_params(params: Mapping) -> list[tuple[str, str, dict]]:
     """(label, option prefix, options) for each chain: the top-level options, or each chains entry over the
     shared ones."""
@@ -196,7 +186,7 @@ def plan(params: Mapping) -> tuple[ChainPlan, ...]:
     """
     definitions = chain_params(params)
     outputs = [outputs_from_params(options, prefix) for _label, prefix, options in definitions]
-    check_distinct([output for chain_outputs in outputs for output in chain_outputs])
+    check_distinct([(f"{output.kind} output", output.path) for chain_outputs in outputs for output in chain_outputs])
     plans, requests = [], []
     for (label, _prefix, options), chain_outputs in zip(definitions, outputs):
         request = request_from_params(options)

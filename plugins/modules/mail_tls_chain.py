@@ -21,9 +21,15 @@ description:
   - When one chain of O(chains) is refused, none is written.
   - The private key is written unencrypted, as PKCS#8 PEM, so that a service reload needs no passphrase. It
     never appears in results, diffs or messages; diffs name it by type, size and the SHA-256 of its public key.
-  - Files are replaced atomically (a temporary file in the same directory, flushed to disk, then renamed over
-    the old one), so a service never reads half a file. The SELinux context of an existing file is kept.
-    A symbolic link at an output path is followed, and its target is written.
+  - All the files of one call are written as one transaction, so a service never reads half a file and never
+    a new file beside an old one once the call is over. Each new file is written beside its destination with
+    its final owner, group and mode, flushed to disk and renamed over the old one; a journal in each directory
+    lets the next call put every file back when a call was killed before its last rename. A call that fails
+    puts every file back before it reports, and says which files still changed if that fails too. The SELinux
+    context of an existing file is kept. The collection's C(docs/deploying-chains.md) describes the steps.
+  - A symbolic link at an output path is refused unless O(follow=true). A file that holds a private key is
+    refused in a directory that users other than root and the module's user own or can write, or below one
+    (a sticky directory such as C(/tmp) excepted), as OpenSSH's C(StrictModes) refuses keys.
   - When a file already holds the same bytes with the same owner, group and mode, it is not touched. Files that
     hold a private key get mode C(0600) unless told otherwise, other files C(0644); a mode that gives other
     users any access to a private key is refused.
@@ -61,8 +67,11 @@ notes:
   - Modes are octal strings, such as V('0600'), as for M(ansible.builtin.file). Quote them in YAML; an
     unquoted V(0600) also works (YAML reads it as octal), but V(600) does not and is refused. Symbolic modes
     are not supported.
-  - A process killed between writing the temporary file and the rename leaves the old file intact and a
-    temporary file named C(.<name>.<random>.tmp), mode C(0600), in the same directory.
+  - While a call writes, its directories hold files named C(.<name>.mailtls-<id>.new) and C(.old) and a journal
+    C(.mailtls-<id>.journal). A process killed meanwhile leaves them; the next call that writes into one of
+    those directories completes or undoes that write first (in check mode it warns about it).
+  - In check mode, an output whose directory does not exist yet is reported as a new file, as an earlier task
+    of the play would create the directory.
   - O(path), O(content), O(private_key_path), O(private_key_passphrase), O(pkcs12_passphrase) and the output
     options describe one chain; O(chains) gives several, and then none of them may be given at the top level.
     The other input options (O(pool), O(roots), O(system_roots), O(names), O(valid_at), O(expires_soon_days),
@@ -280,8 +289,15 @@ options:
     default: false
   backup:
     description:
-      - Before replacing a file whose content changes, keep a copy of it named C(<path>.<pid>.<timestamp>~),
-        with its owner, group and mode. The copies are returned in RV(backup_files).
+      - When a file's content changes, keep the file it replaces under the name C(<path>.<pid>.<timestamp>~),
+        with its owner, group and mode (the old file itself under a second name, never a copy, so an old key
+        is never readable by anyone it was not readable by). The names are returned in RV(backup_files).
+    type: bool
+    default: false
+  follow:
+    description:
+      - Write the file a symbolic link at an output path points to. By default such a link is refused, so that a
+        link planted in the directory cannot redirect where a key goes.
     type: bool
     default: false
   fail_on:
@@ -352,7 +368,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 written:
-  description: Files whose content, owner, group or mode changed (in check mode, would change).
+  description: Files whose content, owner, group or mode changed (in check mode, would change). When writing
+    fails, the files that still changed after every file was put back (normally none).
   returned: always
   type: list
   elements: str
@@ -489,14 +506,14 @@ chains:
 
 import os
 import stat
-import tempfile
+from collections.abc import Sequence
+from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailops.tls.plugins.module_utils import chainfiles
+from ansible_collections.mailops.tls.plugins.module_utils import chainfiles, fileset
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
-from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
+from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import CHAIN_INPUT_SPEC
 
 # no_log False: key_owner, key_group and key_mode are about the key file, not secrets.
@@ -512,81 +529,75 @@ def argument_spec() -> dict:
                         "required_one_of": [("path", "content"), chainfiles.PATH_OPTIONS]},
                 force={"type": "bool", "default": False},
                 backup={"type": "bool", "default": False},
+                follow={"type": "bool", "default": False},
                 fail_on={"type": "list", "elements": "str", "default": []},
                 ignore={"type": "list", "elements": "str", "default": []})
 
 
 def read_state(path: str) -> chainfiles.FileState:
-    """The file at path (a link followed) as it is now; refuses directories and missing parent directories."""
-    real = os.path.realpath(path)
-    try:
-        status = os.stat(real)
-    except FileNotFoundError:
-        parent = os.path.dirname(real)
-        if not os.path.isdir(parent):
-            raise InputError(f"{path} cannot be written: the directory {parent} does not exist; create it first "
-                             "(ansible.builtin.file with state: directory)") from None
+    """The file a resolved output path names, as it is now (no file: an empty state)."""
+    found = fileset.existing(path)
+    status = found.status
+    if status is None:
         return chainfiles.FileState()
-    if not stat.S_ISREG(status.st_mode):
-        raise InputError(f"{path} exists and is not a regular file: name a file")
-    return chainfiles.FileState(read_file(real), status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
+    return chainfiles.FileState(found.data, status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
 
 
 def default_owner(path: str) -> tuple[int, int]:
     """Who owns a new file: the module's user, and the directory's group when it is set-group-ID."""
-    directory = os.stat(os.path.dirname(os.path.realpath(path)))
+    try:
+        directory = os.stat(os.path.dirname(path))
+    except FileNotFoundError:  # check mode: a directory an earlier task creates
+        return os.geteuid(), os.getegid()
     return os.geteuid(), directory.st_gid if directory.st_mode & stat.S_ISGID else os.getegid()
 
 
-def write_temporary(path: str, data: bytes) -> str:
-    """Write data to a new mode-0600 file beside path and flush it to disk; return its name."""
-    directory, name = os.path.split(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return temporary
+def keep_selinux_context(module: AnsibleModule):
+    """A new file's SELinux context: the one of the file it replaces, else the policy's default for its path."""
+    def prepare(new: str, destination: str) -> None:
+        if module.selinux_enabled():
+            context = (module.selinux_context(destination) if os.path.exists(destination)
+                       else module.selinux_default_context(destination))
+            module.set_context_if_different(new, context, False)
+    return prepare
 
 
-def fsync_directory(directory: str) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+def warn_of_pending_writes(module: AnsibleModule, targets: Sequence[str]) -> None:
+    """In check mode, say when a killed run left files that the next real run puts back before comparing."""
+    for journal in fileset.pending([os.path.dirname(target) for target in targets]):
+        module.warn(f"an interrupted write left {journal}: the next run without check mode first puts back the "
+                    "files it names, so this check may compare against files that are about to change")
 
 
-def write(module: AnsibleModule, planned: chainfiles.PlannedFile, current: chainfiles.FileState,
-          change: chainfiles.Change, backup: bool) -> str | None:
-    """Apply one planned file; returns the backup path, if one was made."""
-    output = planned.output
-    path = os.path.realpath(output.path)
-    attributes = {"path": path, "owner": output.owner, "group": output.group, "mode": output.mode,
-                  "secontext": [None, None, None, None], "attributes": None}
-    backup_file = None
-    if change.content:
-        if current.exists and backup:
-            backup_file = module.backup_local(path)
-        if current.exists:
-            # atomic_move gives the new file the old one's owner, group and mode: make those the wanted ones
-            # first, so a new key is never readable by anyone it should not be, not even for an instant.
-            module.set_fs_attributes_if_different(attributes, False)
-        temporary = write_temporary(path, planned.data)
-        umask = os.umask(0o077)  # a file atomic_move creates gets 0666 & ~umask: 0600 until set below
-        try:
-            module.atomic_move(temporary, path)
-        finally:
-            os.umask(umask)
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-        fsync_directory(os.path.dirname(path))
-    module.set_fs_attributes_if_different(attributes, False)
-    return backup_file
+def new_file(planned: chainfiles.PlannedFile, target: str, current: chainfiles.FileState, change: chainfiles.Change,
+             backup: bool) -> fileset.Write:
+    """The write that makes target what planned asks: its bytes, owner, group and mode."""
+    expected = chainfiles.expected_state(planned, current, *default_owner(target))
+    return fileset.Write(target, planned.data, planned.output.mode, expected.uid, expected.gid,
+                         backup and current.exists and change.content)
+
+
+def report(result: dict, work: list, changed: Sequence[str], backups: dict, diff: bool) -> list:
+    """Fill result with what changed (the targets in changed) and return the diffs."""
+    diffs = []
+    for planned, target, current, change in work:
+        path = planned.output.path
+        done = target in changed
+        if done:
+            result["written"].append(path)
+            if diff:
+                expected = chainfiles.expected_state(planned, current, *default_owner(target))
+                diffs.append({"before_header": path, "after_header": path,
+                              "before": chainfiles.listing(current, path), "after": chainfiles.listing(expected, path)})
+        backup_file = backups.get(target)
+        if backup_file:
+            result["backup_files"].append(backup_file)
+        previous = {"uid": current.uid, "gid": current.gid, "mode": f"{current.mode:04o}"} if current.exists else None
+        result["files"].append({"output": planned.output.kind, "path": path, "changed": done,
+                                "changes": change.describe() if done else [], "backup_file": backup_file,
+                                "previous": previous})
+    result["changed"] = bool(result["written"])
+    return diffs
 
 
 def main() -> None:
@@ -615,35 +626,30 @@ def main() -> None:
             module.warn(f"force: written despite [{finding.code}] {finding.message}")
         for finding in chain_plan.verdict.warnings:
             module.warn(f"[{finding.code}] {finding.message}")
-    diffs = []
+    planned_files = [f for p in plans for f in p.files]
+    work: list = []
     try:
-        work = []
-        for planned in (f for p in plans for f in p.files):
-            current = read_state(planned.output.path)
-            work.append((planned, current, chainfiles.compare(planned, current)))
-        for planned, current, change in work:
-            path = planned.output.path
-            backup_file = None
-            if change.changed and not module.check_mode:
-                backup_file = write(module, planned, current, change, params["backup"])
-            if change.changed:
-                result["written"].append(path)
-                diffs.append({"before_header": path, "after_header": path,
-                              "before": chainfiles.listing(current, path),
-                              "after": chainfiles.listing(chainfiles.expected_state(planned, current,
-                                                                                    *default_owner(path)), path)})
-            if backup_file:
-                result["backup_files"].append(backup_file)
-            previous = ({"uid": current.uid, "gid": current.gid, "mode": f"{current.mode:04o}"}
-                        if current.exists else None)
-            result["files"].append({"output": planned.output.kind, "path": path, "changed": change.changed,
-                                    "changes": change.describe(), "backup_file": backup_file, "previous": previous})
+        targets = [fileset.destination(f.output.path, params["follow"], f.output.holds_key, module.check_mode)
+                   for f in planned_files]
+        if module.check_mode:
+            warn_of_pending_writes(module, targets)
+        with (nullcontext() if module.check_mode
+              else fileset.FileSet(targets, prepare=keep_selinux_context(module))) as files:
+            work = []
+            for planned, target in zip(planned_files, targets):
+                current = read_state(target)
+                work.append((planned, target, current, chainfiles.compare(planned, current)))
+            backups = files.commit([new_file(planned, target, current, change, params["backup"])
+                                    for planned, target, current, change in work if change.changed]) if files else {}
+    except fileset.WriteError as exc:
+        report(result, work, exc.changed, {}, module._diff)
+        module.fail_json(msg=f"writing the chain files failed: {exc}", **result)
     except MailTlsError as exc:
         module.fail_json(msg=str(exc), **result)
-    except Exception as exc:  # OSError, and atomic_move raises plain Exception
-        module.fail_json(msg=f"writing the chain files failed after {len(result['written'])} file(s): {exc}",
-                         **result)
-    result["changed"] = bool(result["written"])
+    except OSError as exc:  # completing an interrupted write found in the directories
+        module.fail_json(msg=f"the chain files cannot be written: {exc}", **result)
+    changed = [target for _planned, target, _current, change in work if change.changed]
+    diffs = report(result, work, changed, backups, module._diff)
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -19,8 +19,12 @@ description:
     fix.
   - Never fails because of the policy. It returns RV(passed) so that the play can fail after the reports are
     written, as the C(mailops.tls.audit) role does.
-  - Files are replaced atomically, and only when their content changes; the reports include the time they were
-    made, so each run changes them. Diff mode shows how each endpoint's verdict changed since the JSON report that
+  - The reports of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)). After a failure,
+    or a kill and the next call, they are all new or all as before. Each is replaced only when its content
+    changes; the reports include the time they were made, so each run changes them. A new report without O(mode)
+    gets C(0644) less the umask, never a mode others can write. A symbolic link at a report path is refused
+    unless O(follow=true). In check mode, a report whose directory does not exist yet is one that would be
+    created. Diff mode shows how each endpoint's verdict changed since the JSON report that
     O(json_path) held.
   - Usually run once on the controller (C(run_once) and C(delegate_to localhost)).
   - With O(merge) instead of O(hosts), it puts together the JSON reports of the slices of one audit (AWX or
@@ -87,6 +91,11 @@ options:
     description:
       - Where to write the JSON report. Its directory must exist.
     type: path
+  follow:
+    description:
+      - Write the file a symbolic link at a report path points to, instead of refusing the link.
+    type: bool
+    default: false
   junit_path:
     description:
       - Where to write the JUnit XML report.
@@ -210,6 +219,13 @@ violations:
     message:
       description: What is wrong, where, and how to fix it.
       type: str
+written:
+  description: The reports whose content changed (in check mode, would change). When writing fails, the ones that
+    still changed after every report was put back (normally none).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/lib/audits/mail-tls.json]
 files:
   description: The reports written (or, in check mode, that would be), format to path.
   returned: always
@@ -219,12 +235,17 @@ files:
 
 import datetime
 import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
+from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing
+from ansible_collections.mailops.tls.plugins.module_utils.fileset import (
+    WriteError,
+    check_distinct,
+    destination,
+    write_public,
+)
 from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 from ansible_collections.mailops.tls.plugins.module_utils.metrics import prometheus_text
 from ansible_collections.mailops.tls.plugins.module_utils.report import (
@@ -252,6 +273,7 @@ ARGUMENT_SPEC = {
     "title": {"type": "str", "default": "Mail TLS audit"},
     "fail_on": {"type": "list", "elements": "str", "default": []},
     "ignore": {"type": "list", "elements": "str", "default": []},
+    "follow": {"type": "bool", "default": False},
 }
 
 
@@ -284,39 +306,33 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True,
                            required_one_of=[("hosts", "merge")], mutually_exclusive=[("hosts", "merge")])
     params = module.params
+    if params["hosts"] is None and params["merge"] is None:  # required_one_of counts an option given as null
+        module.fail_json(msg="hosts and merge are both null: give hosts (the probe results) or merge (JSON reports)")
     outputs = {kind: params[f"{kind}_path"] for kind in ("json", "junit", "html", "prometheus")
                if params[f"{kind}_path"]}
     try:
-        for path in outputs.values():
-            if "\x00" in path:
-                raise InputError(f"{path!r} contains a NUL character, which no file name can hold")
-            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                raise InputError(f"the directory of {path} does not exist: create it first")
-        if params["hosts"] is None and params["merge"] is None:
-            raise InputError("hosts and merge are both null: give hosts (the probe results) or merge (JSON reports)")
-        before = previous_document(outputs.get("json"))
+        check_distinct([(f"{kind}_path", path) for kind, path in outputs.items()])
+        targets = {kind: destination(path, params["follow"], check_mode=module.check_mode)
+                   for kind, path in outputs.items()}
+        before = previous_document(targets.get("json"))
         hosts = params["hosts"] if params["merge"] is None else hosts_from_reports(slice_reports(params["merge"]))
         document = build_report(hosts, params["fail_on"], params["ignore"], params["title"],
                                 datetime.datetime.now(datetime.timezone.utc))
         rendered = {"json": json.dumps(document, indent=2, sort_keys=False) + "\n", "junit": junit_xml(document),
                     "html": html_page(document), "prometheus": prometheus_text(document)}
-        changed = False
-        for kind, path in outputs.items():
-            data = rendered[kind].encode("utf-8")
-            if read_existing(path) != data:
-                changed = True
-                if not module.check_mode:
-                    write_atomically(path, data)
-            if not module.check_mode or os.path.exists(path):
-                file_args = module.load_file_common_arguments(params, path=path)
-                changed = module.set_fs_attributes_if_different(file_args, changed)
+        changed, attributes_changed = write_public(
+            [(targets[kind], rendered[kind].encode("utf-8")) for kind in outputs], module.check_mode,
+            lambda path: module.set_fs_attributes_if_different(module.load_file_common_arguments(params, path=path),
+                                                               False))
+    except WriteError as exc:
+        module.fail_json(msg=f"writing the reports failed: {exc}", changed=bool(exc.changed),
+                         written=[outputs[kind] for kind in outputs if targets[kind] in exc.changed])
     except MailTlsError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=f"writing the reports failed: {exc}")
-    result = {"changed": changed, "passed": document["passed"], "summary": document["summary"],
-              "summary_lines": summary_lines(document, outputs), "violations": violations(document),
-              "files": outputs}
+        module.fail_json(msg=str(exc), changed=False, written=[])
+    written = [outputs[kind] for kind in outputs if targets[kind] in changed]
+    result = {"changed": bool(written) or attributes_changed, "written": written, "passed": document["passed"],
+              "summary": document["summary"], "summary_lines": summary_lines(document, outputs),
+              "violations": violations(document), "files": outputs}
     if module._diff:
         result["diff"] = {"before": "".join(line + "\n" for line in verdict_lines(before)),
                           "after": "".join(line + "\n" for line in verdict_lines(document)),

@@ -11,8 +11,10 @@ description:
   - Writes one certificate, usually the root from M(mailops.tls.mail_tls_root_info), into O(dest) as
     C(BASENAME.pem) and C(BASENAME.crt) (PEM, for Linux, fetchmail, Android and macOS) and C(BASENAME.cer) (DER, which
     Windows opens with a double click).
-  - Files are replaced atomically (a temporary file in the same directory, renamed over the old one) and only when
-    their content changes. A symbolic link is followed and its target written.
+  - The files of one call are written as one transaction (see M(mailops.tls.mail_tls_chain)). After a failure, or
+    a kill and the next call, they are all new or all as before. Each is replaced only when its content changes.
+    A new file without O(mode) gets C(0644) less the umask, never a mode others can write, so nobody else can
+    replace the trust anchor users download. A symbolic link at a file's path is refused unless O(follow=true).
   - Diff mode names the certificate each file held and holds (subject and SHA-256), not the raw bytes.
 author:
   - mailops.tls maintainers (@mailops)
@@ -40,9 +42,15 @@ options:
     required: true
   dest:
     description:
-      - The directory to write into, for example a web server's document root. It must exist.
+      - The directory to write into, for example a web server's document root. It must exist (in check mode, a
+        missing one is one an earlier task would create, and every file would be new).
     type: path
     required: true
+  follow:
+    description:
+      - Write the file a symbolic link at a file's path points to, instead of refusing the link.
+    type: bool
+    default: false
   basename:
     description:
       - The file name without its suffix, for example RV(mailops.tls.mail_tls_root_info#module:slug).
@@ -92,7 +100,8 @@ files:
       description: V(PEM) or V(DER).
       type: str
     changed:
-      description: Whether its content was (or, in check mode, would be) replaced.
+      description: Whether its content was (or, in check mode, would be) replaced. When writing fails, whether it
+        still is after every file was put back (normally not).
       type: bool
 sha256:
   description: The SHA-256 fingerprint of the certificate written.
@@ -107,7 +116,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.deps import cryptography_problem
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.files import read_existing, write_atomically
+from ansible_collections.mailops.tls.plugins.module_utils.fileset import WriteError, destination, existing, write_public
 from ansible_collections.mailops.tls.plugins.module_utils.load import load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.rootpub import (
     FORMATS,
@@ -121,24 +130,23 @@ ARGUMENT_SPEC = {
     "dest": {"type": "path", "required": True},
     "basename": {"type": "str", "required": True},
     "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},
+    "follow": {"type": "bool", "default": False},
 }
 
 
 def plan(params: dict, check_mode: bool) -> tuple[bytes, list]:
-    """The certificate's DER and (path, format, data, current data) for each file. In check mode a missing dest is
+    """The certificate's DER and (path, resolved path, format, data) for each file. In check mode a missing dest is
     one an earlier task would have created: every file is new."""
     if "/" in params["basename"] or params["basename"].startswith(".") or not params["basename"]:
         raise InputError(f"basename {params['basename']!r} must be a plain file name without '/' and not start with "
                          "'.'")
-    missing = not os.path.isdir(params["dest"])
-    if missing and not (check_mode and not os.path.exists(params["dest"])):
+    if os.path.lexists(params["dest"]) and not os.path.isdir(params["dest"]):
         raise InputError(f"dest {params['dest']} is not a directory: create it first")
     der = single_certificate(load_bytes(params["content"].encode(), "content", check=False), "content")
-    files = certificate_files(der, params["formats"])
     entries = []
-    for fmt, data in files.items():
+    for fmt, data in certificate_files(der, params["formats"]).items():
         path = os.path.join(params["dest"], f"{params['basename']}.{fmt}")
-        entries.append((path, fmt, data, None if missing else read_existing(path)))
+        entries.append((path, destination(path, params["follow"], check_mode=check_mode), fmt, data))
     return der, entries
 
 
@@ -147,33 +155,32 @@ def main() -> None:
     problem = cryptography_problem()
     if problem:
         module.fail_json(msg=problem)
+    params = module.params
+    before, after, files = [], [], []
     try:
-        der, entries = plan(module.params, module.check_mode)
+        der, entries = plan(params, module.check_mode)
+        previous = {target: existing(target).data for _path, target, _fmt, _data in entries}
+        changed, attributes_changed = write_public(
+            [(target, data) for _path, target, _fmt, data in entries], module.check_mode,
+            lambda path: module.set_fs_attributes_if_different(module.load_file_common_arguments(params, path=path),
+                                                               False))
+    except WriteError as exc:
+        changed = list(exc.changed)
+        module.fail_json(msg=str(exc), changed=bool(changed), files=[
+            {"path": path, "changed": target in changed} for path, target, _fmt, _data in entries])
     except MailTlsError as exc:
         module.fail_json(msg=str(exc))
-    files, before, after, changed = [], [], [], False
-    for path, fmt, data, current in entries:
-        content_changed = current != data
-        if content_changed:
-            before.append(f"{os.path.basename(path)}: {describe_file(current)}")
+    for path, target, fmt, data in entries:
+        if target in changed:
+            before.append(f"{os.path.basename(path)}: {describe_file(previous[target])}")
             after.append(f"{os.path.basename(path)}: {describe_file(data)}")
-            if not module.check_mode:
-                try:
-                    write_atomically(path, data)
-                except OSError as exc:
-                    module.fail_json(msg=f"writing {path} failed: {exc}", files=files)
-        attributes_changed = False
-        if not (module.check_mode and current is None):
-            file_args = module.load_file_common_arguments(module.params, path=path)
-            attributes_changed = module.set_fs_attributes_if_different(file_args, False)
-        changed = changed or content_changed or attributes_changed
         files.append({"path": path, "format": fmt, "encoding": "DER" if fmt == "cer" else "PEM",
-                      "changed": content_changed})
-    result = {"changed": changed, "files": files, "sha256": sha256_hex(der)}
+                      "changed": target in changed})
+    result = {"changed": bool(changed) or attributes_changed, "files": files, "sha256": sha256_hex(der)}
     if module._diff:
         result["diff"] = {"before": "".join(line + "\n" for line in before),
                           "after": "".join(line + "\n" for line in after),
-                          "before_header": module.params["dest"], "after_header": module.params["dest"]}
+                          "before_header": params["dest"], "after_header": params["dest"]}
     module.exit_json(**result)
 
 

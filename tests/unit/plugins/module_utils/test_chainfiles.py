@@ -143,7 +143,7 @@ def test_output_options_are_checked(options, message):
 
 
 def test_two_outputs_naming_one_file_are_refused(files):
-    with pytest.raises(InputError, match="named for both the fullchain and the combined output"):
+    with pytest.raises(InputError, match="named for both the fullchain output and the combined output"):
         plan(params(path=[files["messy.pem"]], fullchain_path="/srv/a.pem", combined_path="/srv/../srv/a.pem"))
 
 

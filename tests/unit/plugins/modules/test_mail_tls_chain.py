@@ -26,29 +26,37 @@ pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
 MODULE = "mailops.tls.mail_tls_chain"
 PASSPHRASE = "module test passphrase 9d2e"
 KINDS = ("fullchain", "chain", "combined", "key", "root")
-# A patched rename that kills its own process when it is about to replace one file: the writer dies after the
-# temporary file is complete and before the rename, as a power cut or an OOM kill would leave it.
+# A patched rename that kills its own process, or fails as a full or broken disk would, when it is about to replace
+# one file: the writer dies or fails after the new file is complete and before the rename, as a power cut, an OOM
+# kill or an I/O error would leave it.
 KILLER = '''\
+import errno
 import os
 import signal
 
-_TARGET = os.environ.get("MAILOPS_TEST_KILL_ON_RENAME_TO")
-if _TARGET:
-    _rename, _replace = os.rename, os.replace
+_KILL = os.environ.get("MAILOPS_TEST_KILL_ON_RENAME_TO")
+_FAIL = os.environ.get("MAILOPS_TEST_FAIL_ON_RENAME_TO")
+_rename, _replace = os.rename, os.replace
 
-    def _die_for(dst):
-        if os.fsdecode(dst) == _TARGET:
-            os.kill(os.getpid(), signal.SIGKILL)
 
-    def rename(src, dst, *args, **kwargs):
-        _die_for(dst)
-        return _rename(src, dst, *args, **kwargs)
+def _before(dst):
+    if os.fsdecode(dst) == _KILL:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.fsdecode(dst) == _FAIL:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), os.fsdecode(dst))
 
-    def replace(src, dst, *args, **kwargs):
-        _die_for(dst)
-        return _replace(src, dst, *args, **kwargs)
 
-    os.rename, os.replace = rename, replace
+def rename(src, dst, *args, **kwargs):
+    _before(dst)
+    return _rename(src, dst, *args, **kwargs)
+
+
+def replace(src, dst, *args, **kwargs):
+    _before(dst)
+    return _replace(src, dst, *args, **kwargs)
+
+
+os.rename, os.replace = rename, replace
 '''
 
 
@@ -133,7 +141,7 @@ def test_writes_every_output_once_and_then_changes_nothing(tmp_path, inputs, com
     assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".tmp")]
 
 
-def test_owner_group_and_mode(tmp_path, inputs):
+def test_owner_group_and_mode(tmp_path, inputs, company):
     nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrnam("nogroup")
     args = dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), fullchain_owner="nobody",
                 fullchain_group="nogroup", key_path=str(out(tmp_path, "key")), key_group="nogroup",
@@ -144,14 +152,17 @@ def test_owner_group_and_mode(tmp_path, inputs):
     assert (full.st_uid, full.st_gid, stat.S_IMODE(full.st_mode)) == (nobody.pw_uid, nogroup.gr_gid, 0o644)
     assert (key.st_uid, key.st_gid, stat.S_IMODE(key.st_mode)) == (0, nogroup.gr_gid, 0o640)
 
-    # Attributes alone change in place: same inode, same content, only what differs is reported.
-    inode = full.st_ino
+    # Attributes alone change as content does, inside the call's one transaction (a new file renamed over the old
+    # one); only what differs is reported, and the file that does not change is not touched.
+    key_inode = key.st_ino
     again = run_task(tmp_path, MODULE, dict(args, fullchain_mode="0640", fullchain_owner="root"))
     assert again["changed"] is True and again["written"] == [str(out(tmp_path, "fullchain"))]
     assert again["files"][0]["changes"] == ["owner nobody -> root", "mode 0644 -> 0640"]
     assert again["files"][1]["changed"] is False
     full = out(tmp_path, "fullchain").stat()
-    assert (full.st_ino, full.st_uid, stat.S_IMODE(full.st_mode)) == (inode, 0, 0o640)
+    assert (full.st_uid, stat.S_IMODE(full.st_mode)) == (0, 0o640)
+    assert out(tmp_path, "fullchain").read_bytes() == pki.pem_bundle(*company.served_chain)
+    assert out(tmp_path, "key").stat().st_ino == key_inode
 
 
 def test_a_key_mode_readable_by_others_is_refused(tmp_path, inputs):
@@ -192,13 +203,16 @@ def test_backup_keeps_the_previous_version_and_the_diff_shows_the_change(tmp_pat
     old = pki.hierarchy("old.example.test")
     out(tmp_path, "fullchain").write_bytes(pki.pem_bundle(*old.served_chain))
     out(tmp_path, "fullchain").chmod(0o640)
-    old_bytes = out(tmp_path, "fullchain").read_bytes()
+    old_bytes, old_inode = out(tmp_path, "fullchain").read_bytes(), out(tmp_path, "fullchain").stat().st_ino
     result = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")), backup=True,
                                              root_path=str(out(tmp_path, "root"))), diff=True)
     assert not result["failed"], result.get("msg")
     (backup,) = result["backup_files"]
     assert backup.startswith(str(out(tmp_path, "fullchain")) + ".") and backup.endswith("~")
     assert Path(backup).read_bytes() == old_bytes
+    # The backup is the replaced file itself, kept under a second name: never a copy that exists for a moment with
+    # a looser mode than the original (a key file's backup is never readable by others).
+    assert (Path(backup).stat().st_ino, stat.S_IMODE(Path(backup).stat().st_mode)) == (old_inode, 0o640)
     assert result["files"][0]["backup_file"] == backup
     assert result["files"][1]["backup_file"] is None  # a new file has nothing to back up
     # What a rollback needs besides the backup: the replaced file's owner, group and mode (new files: none).
@@ -256,28 +270,100 @@ def test_dual_rsa_and_ecdsa_chains_from_a_pkcs12_and_pem(tmp_path):
     assert_no_key_material(result, rsa.leaf, ecdsa.leaf)
 
 
-def test_killed_between_the_temporary_file_and_the_rename_leaves_the_old_file(tmp_path, inputs, company):
-    target = out(tmp_path, "combined")
-    old = b"the old key and chain, still served\n"
-    target.write_bytes(old)
-    os.chmod(target, 0o600)
+def test_killed_between_two_renames_the_next_run_puts_the_pair_back_before_writing(tmp_path, inputs, company):
+    old = pki.hierarchy("old.example.test")
+    fullchain, key = out(tmp_path, "fullchain"), out(tmp_path, "key")
+    fullchain.write_bytes(pki.pem_bundle(*old.served_chain))
+    key.write_bytes(old.leaf.key_pem())
+    key.chmod(0o600)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
-    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_KILL_ON_RENAME_TO": os.path.realpath(target)}
-    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)), env=env)
-    assert result["failed"] is True
-    assert target.read_bytes() == old
-    # The writer died after the temporary file was complete: it is beside the target, whole, and as private as
-    # the key file.
-    (leftover,) = [name for name in os.listdir(tmp_path / "out") if name != "combined.pem"]
-    assert leftover.startswith(".combined.pem.") and leftover.endswith(".tmp")
-    assert (tmp_path / "out" / leftover).read_bytes() == expected_bytes(company)["combined"]
-    assert stat.S_IMODE((tmp_path / "out" / leftover).stat().st_mode) == 0o600
+    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_KILL_ON_RENAME_TO": os.path.realpath(key)}
+    args = dict(inputs, fullchain_path=str(fullchain), key_path=str(key))
+    killed = run_task(tmp_path, MODULE, args, env=env)
+    assert killed["failed"] is True
+    # Killed after the new chain was renamed into place and before the new key was: a mismatched pair, whole files,
+    # and the journal that says how to undo it.
+    assert fullchain.read_bytes() == expected_bytes(company)["fullchain"]
+    assert key.read_bytes() == old.leaf.key_pem()
+    assert sorted(name.rsplit(".", 1)[-1] if ".mailtls-" in name else name
+                  for name in os.listdir(tmp_path / "out")) == ["fullchain.pem", "journal", "key.pem", "new", "old",
+                                                                "old"]
 
-    # Without the kill the same task replaces the file.
-    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(target)))
+    checked = run_task(tmp_path, MODULE, args, check_mode=True)
+    assert "an interrupted write left" in checked["stderr_of_ansible"]
+
+    again = run_task(tmp_path, MODULE, args)
+    assert not again["failed"], again.get("msg")
+    # The chain was put back first, so this run writes both files again.
+    assert again["written"] == [str(fullchain), str(key)]
+    assert fullchain.read_bytes() == expected_bytes(company)["fullchain"]
+    assert key.read_bytes() == expected_bytes(company)["key"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["fullchain.pem", "key.pem"]
+
+
+def test_a_failure_at_the_second_rename_puts_the_first_file_back_and_reports_nothing_written(tmp_path, inputs):
+    old = pki.hierarchy("old.example.test")
+    fullchain, key = out(tmp_path, "fullchain"), out(tmp_path, "key")
+    fullchain.write_bytes(pki.pem_bundle(*old.served_chain))
+    key.write_bytes(old.leaf.key_pem())
+    key.chmod(0o600)
+    before = {path: snapshot(path) for path in (fullchain, key)}
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
+    env = {"PYTHONPATH": str(tmp_path / "site"), "MAILOPS_TEST_FAIL_ON_RENAME_TO": os.path.realpath(key)}
+    result = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(fullchain), key_path=str(key), backup=True),
+                      env=env)
+    assert result["failed"] is True
+    assert f"Input/output error: {os.path.realpath(key)}" in result["msg"]
+    assert "every file was put back as it was, nothing changed" in result["msg"]
+    assert result["changed"] is False and result["written"] == [] and result["backup_files"] == []
+    assert [f["changed"] for f in result["files"]] == [False, False]
+    assert {path: snapshot(path) for path in (fullchain, key)} == before
+    assert sorted(os.listdir(tmp_path / "out")) == ["fullchain.pem", "key.pem"]
+
+
+def test_links_and_directories_others_can_write_are_refused_for_keys(tmp_path, inputs, company):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "stolen.pem").write_bytes(b"")
+    out(tmp_path, "key").symlink_to(elsewhere / "stolen.pem")
+    refused = run_task(tmp_path, MODULE, dict(inputs, key_path=str(out(tmp_path, "key"))))
+    assert refused["failed"] is True
+    assert f"{out(tmp_path, 'key')} is a symbolic link (to {elsewhere / 'stolen.pem'})" in refused["msg"]
+    assert "Set follow: true" in refused["msg"]
+    assert (elsewhere / "stolen.pem").read_bytes() == b""
+
+    followed = run_task(tmp_path, MODULE, dict(inputs, key_path=str(out(tmp_path, "key")), follow=True))
+    assert not followed["failed"], followed.get("msg")
+    assert (elsewhere / "stolen.pem").read_bytes() == expected_bytes(company)["key"]
+    assert out(tmp_path, "key").is_symlink()
+
+    out(tmp_path, "chain").symlink_to(out(tmp_path, "fullchain"))
+    same = run_task(tmp_path, MODULE, dict(inputs, fullchain_path=str(out(tmp_path, "fullchain")),
+                                           chain_path=str(out(tmp_path, "chain")), follow=True))
+    assert same["failed"] is True
+    assert (f"named for both the fullchain output and the chain output ({out(tmp_path, 'fullchain')} and "
+            f"{out(tmp_path, 'chain')} are one file)") in same["msg"]
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    unsafe = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(shared / "mail.pem")))
+    assert unsafe["failed"] is True
+    assert (f"{shared / 'mail.pem'} would hold a private key, but users other than its owner can write the "
+            f"directory {shared} (mode 0777)") in unsafe["msg"]
+    assert os.listdir(shared) == []
+
+
+def test_check_mode_reports_files_in_a_directory_an_earlier_task_creates(tmp_path, inputs):
+    missing = tmp_path / "out" / "tls"
+    result = run_task(tmp_path, MODULE, dict(inputs, combined_path=str(missing / "mail.pem")), check_mode=True,
+                      diff=True)
     assert not result["failed"], result.get("msg")
-    assert target.read_bytes() == expected_bytes(company)["combined"]
+    assert result["changed"] is True and result["written"] == [str(missing / "mail.pem")]
+    assert "+private key (ecdsa secp256r1" in result["diff_text"]
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(("args", "expected"), [
