@@ -261,6 +261,8 @@ def _judge_endpoint(host: str, endpoint: dict, findings: Sequence[Finding], comp
 def _dane_summary(verdict: Optional[dict]) -> Optional[dict]:
     """The DANE verdict of a mail_tls_dane_info endpoint (or of a stored report) as the report keeps it."""
     return {key: verdict[key] for key in DANE_KEYS} if verdict else None
+
+
 def _sampled(item: dict) -> dict:
     """A load balancer's port as the probe sampled it: how many probes, how many different chains behind it."""
     keys = ("endpoint", "address", "port", "server_name", "key_type_requested", "probes", "answered", "chains")

@@ -552,8 +552,11 @@ def test_dovecot_setting_read_after_the_dropin_is_named_and_rolled_back(lab, pla
     finally:
         for path in new_files.values():
             Path(path).unlink(missing_ok=True)
+
+
 # Every rollback branch, each against the real servers. The role runs with its own default reload commands (the
 # lab's inventory sets only the config directory and file); a test that injects a failing reload wraps them.
+
 
 def postconf(backend, name: str) -> str:
     """The value main.cf gives name explicitly ('' when it does not set it)."""
