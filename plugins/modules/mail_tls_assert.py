@@ -16,8 +16,8 @@ description:
   - The failure message lists every violation on its own line, under the file chain or the endpoint it is
     about, so a pipeline log shows what to fix where, with the mail clients that refused such a chain in the
     collection's client lab (C(docs/clients.md), measured with real clients by C(make clients)).
-  - A failure returns only RV(passed), RV(violations) and RV(waived); with C(-v) or more, RV(details) holds the
-    rest of the result (the analysis and the endpoints), which is several kilobytes per chain.
+  - A failure returns only RV(passed), RV(violations) and RV(waived); with C(-v) or more, or with O(details),
+    RV(details) holds the rest of the result (the analysis and the endpoints), which is several kilobytes per chain.
   - Give O(path), O(content), O(endpoints), or several of them.
   - Changes nothing.
 author:
@@ -59,6 +59,12 @@ options:
     type: list
     elements: str
     default: []
+  details:
+    description:
+      - Return the rest of the result under RV(details) also when the gate fails without C(-v), for plays that
+        register the result and read what was probed (the C(mailops.tls.deploy) role does).
+    type: bool
+    default: false
 seealso:
   - module: mailops.tls.mail_tls_chain_facts
 """
@@ -98,9 +104,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 details:
-  description: On failure, with C(-v) or more, every other key of the result (RV(issues), RV(endpoints), the
-    analysis of the files); kept out of the failure without C(-v), where Ansible would print it whole.
-  returned: on failure with C(-v) or more
+  description: On failure, with C(-v) or more or with O(details), every other key of the result (RV(issues),
+    RV(endpoints), the analysis of the files); kept out of the failure otherwise, where Ansible would print it
+    whole.
+  returned: on failure with C(-v) or more, or with O(details)
   type: dict
 passed:
   description: Whether the policy passed.
@@ -243,7 +250,8 @@ def judge(params: dict) -> tuple[dict, list]:
 def main() -> None:
     argument_spec = dict(CHAIN_INPUT_SPEC, **ENDPOINT_SPEC,
                          fail_on={"type": "list", "elements": "str", "default": []},
-                         ignore={"type": "list", "elements": "str", "default": []})
+                         ignore={"type": "list", "elements": "str", "default": []},
+                         details={"type": "bool", "default": False})
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("path", "content", "endpoints")],
                            supports_check_mode=True)
     problem = cryptography_problem()
@@ -268,15 +276,17 @@ def main() -> None:
                   issues=[dict(f.as_dict(), endpoint=endpoint)
                           for _name, endpoint, findings in subjects for f in findings])
     if not result["passed"]:
-        module.fail_json(msg=gate_message(judged), **failure(result, module._verbosity))
+        module.fail_json(msg=gate_message(judged),
+                         **failure(result, module._verbosity >= 1 or module.params["details"]))
     module.exit_json(**result)
 
 
-def failure(result: dict, verbosity: int) -> dict:
-    """What a failed gate returns: the violations and waivers, and the rest under details from -v on (Ansible
-    prints a failed result whole, and the rest is every certificate twice and every finding again)."""
+def failure(result: dict, with_details: bool) -> dict:
+    """What a failed gate returns: the violations and waivers, and the rest under details when asked for (-v, or
+    the details option; Ansible prints a failed result whole, and the rest is every certificate twice and every
+    finding again)."""
     compact = {key: result[key] for key in COMPACT_KEYS}
-    if verbosity >= 1:
+    if with_details:
         compact["details"] = {key: value for key, value in result.items() if key not in compact}
     return compact
 

@@ -75,16 +75,18 @@ def test_assert_module_lists_every_violation_on_its_own_line(tmp_path, files):
     assert lines[0].endswith("4 policy violation(s):")
 
 
-@pytest.mark.parametrize("verbose", [False, True])
-def test_a_failing_gate_returns_its_violations_and_the_details_only_with_v(tmp_path, files, verbose):
+@pytest.mark.parametrize(("verbose", "details"), [(False, False), (True, False), (False, True)])
+def test_a_failing_gate_returns_its_violations_and_the_details_only_with_v_or_when_asked(tmp_path, files, verbose,
+                                                                                         details):
     args = {"path": [files["messy"]], "roots": [files["root"]], "system_roots": False,
-            "names": ["smtp.example.test"], "fail_on": ["root_included"]}
+            "names": ["smtp.example.test"], "fail_on": ["root_included"], "details": details}
     result = run_task(tmp_path, "mailops.tls.mail_tls_assert", args, verbose=verbose)
     assert result["failed"] is True
     shown = {key for key in result if key not in ("failed", "stderr_of_ansible", "diff_text")}
-    assert shown == {"msg", "changed", "passed", "violations", "waived"} | ({"details"} if verbose else set())
+    with_details = verbose or details
+    assert shown == {"msg", "changed", "passed", "violations", "waived"} | ({"details"} if with_details else set())
     assert len(result["violations"]) == len(result["msg"].splitlines()) - 1
-    if verbose:
+    if with_details:
         assert {"issues", "certificates", "chain", "root", "names"} <= set(result["details"])
         assert len(result["details"]["certificates"]) == len(result["details"]["chain"]) + 1  # the root given too
 
