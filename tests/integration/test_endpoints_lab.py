@@ -148,7 +148,7 @@ def test_probing_the_front_repeatedly_sees_the_broken_backend_too(lab, broken):
     front = [Endpoint(lab.front_address, port, server_name=NAME, label="front") for port in (25, 993)]
     endpoints = [endpoint for endpoint in front for _probe in range(6)]
     reports = probe_and_judge(endpoints, lab_judgement(lab), TIMEOUT, CONCURRENCY)
-    assert all(report.probe.ok for report in reports)
+    assert all(report.probe.ok for report in reports), [r.probe.error_message for r in reports if not r.probe.ok]
     for endpoint in front:
         probes = [r for r in reports if r.probe.endpoint == endpoint]
         from_broken = [r for r in probes if list(r.probe.chain_der) == broken_chain]
