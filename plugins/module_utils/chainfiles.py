@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import grp
 import hashlib
+import os
 import pwd
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import certs as certlib
+from ansible_collections.mailops.tls.plugins.module_utils import fileset
 from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     Analysis,
     Request,
@@ -25,7 +28,6 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
-from ansible_collections.mailops.tls.plugins.module_utils.fileset import check_distinct
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedKey, load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import request_from_params
@@ -186,7 +188,8 @@ def plan(params: Mapping) -> tuple[ChainPlan, ...]:
     """
     definitions = chain_params(params)
     outputs = [outputs_from_params(options, prefix) for _label, prefix, options in definitions]
-    check_distinct([(f"{output.kind} output", output.path) for chain_outputs in outputs for output in chain_outputs])
+    fileset.check_distinct([(f"{output.kind} output", output.path)
+                            for chain_outputs in outputs for output in chain_outputs])
     plans, requests = [], []
     for (label, _prefix, options), chain_outputs in zip(definitions, outputs):
         request = request_from_params(options)
@@ -368,3 +371,29 @@ def _group_name(gid: Optional[int]) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
+
+
+def read_state(path: str) -> FileState:
+    """The file a resolved output path names, as it is now (no file: an empty state)."""
+    found = fileset.existing(path)
+    status = found.status
+    if status is None:
+        return FileState()
+    return FileState(found.data, status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
+
+
+def default_owner(path: str) -> tuple[int, int]:
+    """Who owns a new file: the module's user, and the directory's group when it is set-group-ID."""
+    try:
+        directory = os.stat(os.path.dirname(path))
+    except FileNotFoundError:  # check mode: a directory an earlier task creates
+        return os.geteuid(), os.getegid()
+    return os.geteuid(), directory.st_gid if directory.st_mode & stat.S_ISGID else os.getegid()
+
+
+def new_file(planned: PlannedFile, target: str, current: FileState, change: Change,
+             backup: bool) -> fileset.Write:
+    """The write that makes target what planned asks: its bytes, owner, group and mode."""
+    expected = expected_state(planned, current, *default_owner(target))
+    return fileset.Write(target, planned.data, planned.output.mode, expected.uid, expected.gid,
+                         backup and current.exists and change.content)

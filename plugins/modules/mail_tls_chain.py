@@ -505,7 +505,6 @@ chains:
 """
 
 import os
-import stat
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -534,24 +533,6 @@ def argument_spec() -> dict:
                 ignore={"type": "list", "elements": "str", "default": []})
 
 
-def read_state(path: str) -> chainfiles.FileState:
-    """The file a resolved output path names, as it is now (no file: an empty state)."""
-    found = fileset.existing(path)
-    status = found.status
-    if status is None:
-        return chainfiles.FileState()
-    return chainfiles.FileState(found.data, status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
-
-
-def default_owner(path: str) -> tuple[int, int]:
-    """Who owns a new file: the module's user, and the directory's group when it is set-group-ID."""
-    try:
-        directory = os.stat(os.path.dirname(path))
-    except FileNotFoundError:  # check mode: a directory an earlier task creates
-        return os.geteuid(), os.getegid()
-    return os.geteuid(), directory.st_gid if directory.st_mode & stat.S_ISGID else os.getegid()
-
-
 def keep_selinux_context(module: AnsibleModule):
     """A new file's SELinux context: the one of the file it replaces, else the policy's default for its path."""
     def prepare(new: str, destination: str) -> None:
@@ -569,14 +550,6 @@ def warn_of_pending_writes(module: AnsibleModule, targets: Sequence[str]) -> Non
                     "files it names, so this check may compare against files that are about to change")
 
 
-def new_file(planned: chainfiles.PlannedFile, target: str, current: chainfiles.FileState, change: chainfiles.Change,
-             backup: bool) -> fileset.Write:
-    """The write that makes target what planned asks: its bytes, owner, group and mode."""
-    expected = chainfiles.expected_state(planned, current, *default_owner(target))
-    return fileset.Write(target, planned.data, planned.output.mode, expected.uid, expected.gid,
-                         backup and current.exists and change.content)
-
-
 def report(result: dict, work: list, changed: Sequence[str], backups: dict, diff: bool) -> list:
     """Fill result with what changed (the targets in changed) and return the diffs."""
     diffs = []
@@ -586,7 +559,7 @@ def report(result: dict, work: list, changed: Sequence[str], backups: dict, diff
         if done:
             result["written"].append(path)
             if diff:
-                expected = chainfiles.expected_state(planned, current, *default_owner(target))
+                expected = chainfiles.expected_state(planned, current, *chainfiles.default_owner(target))
                 diffs.append({"before_header": path, "after_header": path,
                               "before": chainfiles.listing(current, path), "after": chainfiles.listing(expected, path)})
         backup_file = backups.get(target)
@@ -637,9 +610,9 @@ def main() -> None:
               else fileset.FileSet(targets, prepare=keep_selinux_context(module))) as files:
             work = []
             for planned, target in zip(planned_files, targets):
-                current = read_state(target)
+                current = chainfiles.read_state(target)
                 work.append((planned, target, current, chainfiles.compare(planned, current)))
-            backups = files.commit([new_file(planned, target, current, change, params["backup"])
+            backups = files.commit([chainfiles.new_file(planned, target, current, change, params["backup"])
                                     for planned, target, current, change in work if change.changed]) if files else {}
     except fileset.WriteError as exc:
         report(result, work, exc.changed, {}, module._diff)
