@@ -397,3 +397,13 @@ def new_file(planned: PlannedFile, target: str, current: FileState, change: Chan
     expected = expected_state(planned, current, *default_owner(target))
     return fileset.Write(target, planned.data, planned.output.mode, expected.uid, expected.gid,
                          backup and current.exists and change.content)
+
+
+def keep_selinux_context(module):
+    """A new file's SELinux context: the one of the file it replaces, else the policy's default for its path."""
+    def prepare(new: str, destination: str) -> None:
+        if module.selinux_enabled():
+            context = (module.selinux_context(destination) if os.path.exists(destination)
+                       else module.selinux_default_context(destination))
+            module.set_context_if_different(new, context, False)
+    return prepare

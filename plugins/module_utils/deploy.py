@@ -98,7 +98,7 @@ def deploy(deployment: Deployment) -> dict:
         validate(d)
         reload(d, "")
         verify(d)
-    except MailTlsError as exc:
+    except (MailTlsError, OSError) as exc:
         raise DeployError(roll_back(d, str(exc)), d.result) from None
     d.result["succeeded"] = True
     if not d.params["keep_backups"]:

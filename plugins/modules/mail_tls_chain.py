@@ -533,16 +533,6 @@ def argument_spec() -> dict:
                 ignore={"type": "list", "elements": "str", "default": []})
 
 
-def keep_selinux_context(module: AnsibleModule):
-    """A new file's SELinux context: the one of the file it replaces, else the policy's default for its path."""
-    def prepare(new: str, destination: str) -> None:
-        if module.selinux_enabled():
-            context = (module.selinux_context(destination) if os.path.exists(destination)
-                       else module.selinux_default_context(destination))
-            module.set_context_if_different(new, context, False)
-    return prepare
-
-
 def warn_of_pending_writes(module: AnsibleModule, targets: Sequence[str]) -> None:
     """In check mode, say when a killed run left files that the next real run puts back before comparing."""
     for journal in fileset.pending([os.path.dirname(target) for target in targets]):
@@ -607,7 +597,7 @@ def main() -> None:
         if module.check_mode:
             warn_of_pending_writes(module, targets)
         with (nullcontext() if module.check_mode
-              else fileset.FileSet(targets, prepare=keep_selinux_context(module))) as files:
+              else fileset.FileSet(targets, prepare=chainfiles.keep_selinux_context(module))) as files:
             work = []
             for planned, target in zip(planned_files, targets):
                 current = chainfiles.read_state(target)
