@@ -87,30 +87,35 @@ def deploy(deployment: Deployment) -> dict:
         build_chains(d)
         plan_settings(d)
         plan_files(d)
+        if d.check_mode:
+            return d.result
+        d.before = served_leaves(d, attempts=1) if d.params["verify"] else []
     except MailTlsError as exc:
         raise DeployError(f"not deployable, nothing was changed.\n{exc}", d.result) from None
-    if d.check_mode:
-        return d.result
-    d.before = served_leaves(d, attempts=1) if d.params["verify"] else []
     write(d)
     try:
         apply_settings(d)
         validate(d)
         reload(d, "")
         verify(d)
-    except (MailTlsError, OSError) as exc:
-        raise DeployError(roll_back(d, str(exc)), d.result) from None
+    except Exception as exc:  # noqa: BLE001 - whatever fails after the first write, everything is put back
+        raise DeployError(roll_back(d, failure_text(exc)), d.result) from None
     d.result["succeeded"] = True
     if not d.params["keep_backups"]:
         remove_backups(d)
     return d.result
 
 
+def failure_text(exc: Exception) -> str:
+    """The library's own errors say what and where; anything else is named with its type."""
+    return str(exc) if isinstance(exc, (MailTlsError, OSError)) else f"{type(exc).__name__}: {exc}"
+
+
 def initial_result() -> dict:
     return {"changed": False, "succeeded": False, "rolled_back": False, "restored": False, "files": [],
             "written": [], "backup_files": [], "postfix_version": None, "postfix_settings": {},
             "dovecot_version": None, "dovecot_dropin_changed": False, "dovecot_include_added": False,
-            "reloaded": [], "leaf_sha256": [], "chains": [], "fullchain_pem": [], "root_pem": "", "warnings": [],
+            "reloaded": [], "leaf_sha256": [], "chains": [], "fullchain_pem": [], "root_pem": "", "configuration_warnings": [],
             "verified": [], "failure": None, "diff": []}
 
 
@@ -161,11 +166,7 @@ def build_chains(d: Deployment) -> None:
     """Analyse the inputs and render every chain file; refuse (InputError) a chain that is not deployable."""
     entries = [dict(output, **chain_inputs(d, alt)) for alt in ((False, True) if d.alt else (False,))
                for output in chain_outputs(d, alt)]
-    judging = {name: d.params[name] for name in ("pool", "roots", "system_roots", "names", "expires_soon_days",
-                                                 "fail_on", "ignore")}
-    d.plans = chainfiles.plan(dict(judging, chains=entries, force=False, valid_at=None, expiry_warning=None,
-                                   expiry_critical=None, cn_fallback=False,
-                                   max_chain_depth=DEFAULT_MAX_CHAIN_DEPTH))
+    d.plans = chainfiles.plan(dict(judging_params(d), chains=entries, force=False))
     firsts = [d.plans[0]] + ([d.plans[len(entries) // 2]] if d.alt else [])
     d.result["chains"] = [plan.as_dict() for plan in firsts]
     if any(not plan.verdict.passed for plan in d.plans):
@@ -177,9 +178,17 @@ def build_chains(d: Deployment) -> None:
     d.result["root_pem"] = "".join(chainfiles.pem_certificate(der).decode() for der in dict.fromkeys(roots))
 
 
+def judging_params(d: Deployment) -> dict:
+    """The judging options of mail_tls_chain: the deployment's own, the rest at their defaults."""
+    given = {name: d.params[name] for name in ("pool", "roots", "system_roots", "names", "expires_soon_days",
+                                               "fail_on", "ignore")}
+    return dict(given, valid_at=None, expiry_warning=None, expiry_critical=None, cn_fallback=False,
+                max_chain_depth=DEFAULT_MAX_CHAIN_DEPTH)
+
+
 def intermediates(d: Deployment) -> dict[str, str]:
     """SHA-256 -> subject of every intermediate of the deployed chains."""
-    return {sha256_hex(entry.der): entry.subject for plan in d.plans for entry in plan.analysis.chain[1:]}
+    return {sha256_hex(entry.der): entry.info.subject for plan in d.plans for entry in plan.analysis.chain[1:]}
 
 
 def cafile_intermediates(path: str, wanted: Mapping[str, str]) -> list[str]:
@@ -194,7 +203,7 @@ def cafile_intermediates(path: str, wanted: Mapping[str, str]) -> list[str]:
 
 def plan_settings(d: Deployment) -> None:
     """The Postfix parameters to set and the Dovecot drop-in, with the warnings about either."""
-    warnings, wanted = d.result["warnings"], intermediates(d)
+    warnings, wanted = d.result["configuration_warnings"], intermediates(d)
     if d.postfix:
         files = {name: d.params["postfix"][name] for name in POSTFIX_FILES}
         desired = mailconf.postfix_desired(d.postfix, mailconf.postfix_file_settings(d.postfix.chain_files, files,
@@ -357,7 +366,7 @@ def validate(d: Deployment) -> None:
             keys = [key for key, name in d.dovecot.settings.items() if name in expected]
             effective = mailconf.effective_settings(d.run, d.dovecot.config_file, d.dovecot.is_24, keys)
             if effective:
-                d.result["warnings"].extend(mailconf.dovecot_overrides(d.dovecot, expected, effective,
+                d.result["configuration_warnings"].extend(mailconf.dovecot_overrides(d.dovecot, expected, effective,
                                                                        d.params["dovecot"]["dropin"]))
 
 
@@ -381,7 +390,8 @@ def reload(d: Deployment, when: str) -> list[str]:
 
 def verify_params(d: Deployment) -> dict:
     """The probe options of mail_tls_endpoint_info for this backend's endpoints."""
-    return {"endpoints": d.params["endpoints"], "key_types": ["rsa", "ecdsa"] if d.alt else [],
+    defaults = {"send_sni": True, "proxy_protocol": None, "every_address": False, "backends": None, "probes": None}
+    return {"endpoints": [dict(defaults, **endpoint) for endpoint in d.params["endpoints"]], "key_types": ["rsa", "ecdsa"] if d.alt else [],
             "timeout": d.params["timeout"], "concurrency": 16, "expected_leaves": d.result["leaf_sha256"]}
 
 
@@ -418,7 +428,7 @@ def verify(d: Deployment) -> None:
     pick up the reload. The deployed leaves are the reference (old_chain_served)."""
     if not d.params["verify"]:
         return
-    params = dict(d.params, roots=[], pool=[], system_roots=False)
+    params = dict(judging_params(d), roots=[], pool=[], system_roots=False, names=[])
     judgement = dataclasses.replace(judgement_from_params(params),
                                     roots=loaded_certificates(_root_ders(d), "the deployed chain's root"))
     fail_on = list(dict.fromkeys(d.params["fail_on"] + d.params["verify_fail_on"]))

@@ -103,11 +103,39 @@ options:
   sources:
     description:
       - Set by the module's action plugin, never by hand. The input files read on the controller, sent with the
-        module, each with the option it came from, its position in that option, its controller path and its files
-        (C(name), C(data) in base64).
+        module. They replace O(certificates), O(private_key), O(alt_certificates), O(alt_private_key), O(pool) and
+        O(roots).
     type: list
     elements: dict
     default: []
+    suboptions:
+      option:
+        description: The option that named the input.
+        type: str
+        required: true
+        choices: [certificates, alt_certificates, pool, roots, private_key, alt_private_key]
+      path:
+        description: The input's path as named on the controller.
+        type: str
+        required: true
+      directory:
+        description: Whether the input is a directory (its files are written into one on the host).
+        type: bool
+        default: false
+      files:
+        description: The file, or each file of the directory.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: The file's name.
+            type: str
+            required: true
+          data:
+            description: The file's bytes, in base64.
+            type: str
+            required: true
   pool:
     description: Files or directories of intermediates to complete the chains from.
     type: list
@@ -421,7 +449,7 @@ root_pem:
   description: The roots the deployed chains end in, as PEM (public certificates).
   returned: always
   type: str
-warnings:
+configuration_warnings:
   description: Configuration mistakes found, each with C(code), C(service) and C(message).
   returned: always
   type: list
@@ -469,7 +497,13 @@ ARGUMENT_SPEC = {
     "private_key_passphrase": SECRET, "alt_certificates": {"type": "list", "elements": "path", "default": []},
     "alt_private_key": {"type": "path", "no_log": False}, "alt_private_key_passphrase": SECRET,
     "pkcs12_passphrase": SECRET, "remote_src": {"type": "bool", "default": False},
-    "sources": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+    "sources": {"type": "list", "elements": "dict", "default": [],
+                "options": {"option": {"type": "str", "required": True, "choices": list(SOURCE_OPTIONS)},
+                            "path": {"type": "str", "required": True},
+                            "directory": {"type": "bool", "default": False},
+                            "files": {"type": "list", "elements": "dict", "default": [],
+                                      "options": {"name": {"type": "str", "required": True},
+                                                  "data": {"type": "str", "required": True, "no_log": True}}}}},
     "pool": {"type": "list", "elements": "path", "default": []},
     "roots": {"type": "list", "elements": "path", "default": []},
     "system_roots": {"type": "bool", "default": True}, "names": {"type": "list", "elements": "str", "required": True},

@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "deploy.yml"
 SERVICES = list(lablib.PORTS)
+DEPLOY_TASK = "Deploy, validate, reload and verify every port live; roll back on failure"
 
 
 def collections_root() -> Path:
@@ -304,7 +305,7 @@ def test_check_mode_changes_no_file_and_reports_the_changes(lab, deployed, playb
     new_fingerprint = fingerprint(new["leaf"].der)
     for backend in lab.backends:
         assert run.stats[backend.name]["changed"] > 0, str(run)
-        written = run.results("Write the chain and key files", backend.name)[-1]
+        written = run.results(DEPLOY_TASK, backend.name)[-1]
         assert written["changed"] and set(written["written"]) == {
             str(backend.cert_file), str(backend.key_file), str(backend.chain_key_file)}
         assert new_fingerprint in json.dumps(written["diff"])
@@ -325,7 +326,8 @@ def test_key_not_matching_the_chain_is_refused_before_anything_changes(lab, play
     assert "not deployable, nothing was changed" in message and "key_mismatch" in message, message
     assert snapshot(lab) == files
     assert reload_counts(lab) == reloads
-    assert run.results("Write the chain and key files", "mx1") == []
+    (refused,) = run.results(DEPLOY_TASK, "mx1")
+    assert refused["written"] == [] and refused["files"] == [], refused
     result = run.fact("mx1")
     assert not result["succeeded"] and not result["rolled_back"] and "key_mismatch" in result["failure"], result
 
@@ -377,7 +379,7 @@ def test_postfix_check_failure_rolls_back(lab, playbook, restore_lab, tmp_path):
     assert attributes[backend.key_file][1:] == (0, 0o600)
     run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"},
                         mail_tls_deploy_dovecot_key_group="dovecot"), limit="mx3")
-    (written,) = run.results("Write the chain and key files", "mx3")
+    (written,) = run.results(DEPLOY_TASK, "mx3")
     changed = {entry["path"]: entry["changes"] for entry in written["files"]}
     assert "group root -> dovecot" in changed[str(backend.key_file)], changed
     assert run.returncode != 0, str(run)
@@ -406,7 +408,7 @@ def test_rollback_restores_owner_group_and_mode_when_only_they_changed(lab, play
     first = playbook(pile["vars"], limit="mx1")
     # Only the load-balancer pass fails (mx2 and mx3 still serve the lab's chain): mx1 itself is deployed.
     assert first.fact("mx1")["succeeded"], str(first)
-    (written,) = first.results("Write the chain and key files", "mx1")
+    (written,) = first.results(DEPLOY_TASK, "mx1")
     key_file = Path(next(entry["path"] for entry in written["files"] if entry["output"] == "key"))
     assert backend.name in key_file.parts, key_file  # Dovecot's key on mx1
     before = file_attributes(key_file)
@@ -414,7 +416,7 @@ def test_rollback_restores_owner_group_and_mode_when_only_they_changed(lab, play
     run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_extra_settings={"default_process_limit": "1OO"},
                         mail_tls_deploy_dovecot_key_group="dovecot"), limit="mx1")
     assert run.returncode != 0, str(run)
-    (written,) = run.results("Write the chain and key files", "mx1")
+    (written,) = run.results(DEPLOY_TASK, "mx1")
     key_entry = next(entry for entry in written["files"] if entry["path"] == str(key_file))
     assert key_entry["changes"] == ["group root -> dovecot", "mode 0600 -> 0640"], key_entry
     assert key_entry["backup_file"] is None and key_entry["previous"]["mode"] == "0600", key_entry
@@ -456,9 +458,9 @@ def test_version_dependent_settings_rendered_where_those_versions_are_not_instal
                         mail_tls_deploy_certificates_on_host=True), "--check", "--diff", limit="mx1")
     assert run.returncode == 0, str(run)
     assert snapshot(lab) == files
-    rendered = run.results("Write the Dovecot drop-in with the TLS settings", "mx1")[-1]
-    assert rendered["changed"], rendered
-    diff = rendered["diff"][0] if isinstance(rendered["diff"], list) else rendered["diff"]
+    rendered = run.results(DEPLOY_TASK, "mx1")[-1]
+    assert rendered["changed"] and rendered["dovecot_dropin_changed"], rendered
+    (diff,) = [d for d in rendered["diff"] if d["after_header"] == str(deploy_inventory.dropin_path(backend))]
     lines = [line for line in diff["after"].splitlines() if line and not line.startswith("#")]
     assert lines == [f"ssl_server_cert_file = {backend.cert_file}", f"ssl_server_key_file = {backend.key_file}"]
     result = run.fact("mx1")
@@ -466,8 +468,7 @@ def test_version_dependent_settings_rendered_where_those_versions_are_not_instal
     assert result["postfix_settings"] == {"smtpd_tls_cert_file": str(backend.cert_file),
                                           "smtpd_tls_key_file": str(backend.key_file)}
     assert set(result["files"]) == {str(backend.cert_file), str(backend.key_file)}
-    copied = run.results("Copy the certificates, keys, pool and roots to the host (files mode 0600)", "mx1")
-    assert "skip_reason" in copied[-1], copied
+    assert rendered["transferred"] == 0, rendered
 
 
 def test_classic_mistakes_are_reported(lab, playbook, restore_lab, tmp_path):
