@@ -493,15 +493,18 @@ def roll_back(d: Deployment, failure: str) -> str:
 
 
 def restore_files(d: Deployment) -> list[str]:
-    """Each changed file back: its old inode from the backup, its old owner, group and mode, or no file at all."""
+    """Each changed file back: its old inode from the backup (which stays, as a second link, until the rollback is
+    proven), its old owner, group and mode, or no file at all."""
     problems = []
     for _item, target, current, change in d.work:
         if not change.changed:
             continue
-        backup = d.backups.pop(target, None)
+        backup = d.backups.get(target)
         try:
             if backup:
-                os.replace(backup, target)
+                restoring = f"{target}.mailtls-restore"
+                os.link(backup, restoring)
+                os.replace(restoring, target)
             elif current.exists:
                 os.chown(target, current.uid, current.gid)
                 os.chmod(target, current.mode)
@@ -509,7 +512,6 @@ def restore_files(d: Deployment) -> list[str]:
                 os.unlink(target)
         except OSError as exc:
             problems.append(f"{target} could not be restored: {exc.strerror}")
-    d.result["backup_files"] = sorted(d.backups.values())
     return problems
 
 

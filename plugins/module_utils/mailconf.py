@@ -22,6 +22,8 @@ from ansible_collections.mailops.tls.plugins.module_utils.load import read_file
 Run = Callable[[Sequence[str]], "tuple[int, str, str]"]
 
 _PARAMETER = re.compile(r"^([A-Za-z0-9_]+) =(?: (.*))?$")
+# postconf -P: service/type/parameter, where the service may be an address:port.
+_SERVICE_PARAMETER = re.compile(r"^(\S+/\w+/[A-Za-z0-9_]+) =(?: (.*))?$")
 _INCLUDE = re.compile(r"^!include(?:_try)?[ \t]+(\S+)", re.M)
 # Dovecot 2.4 prints the ssl_server filter block: "  cert_file = /path".
 _FILTER_SETTING = re.compile(r"^ +(\w+) = (.*)$", re.M)
@@ -49,11 +51,11 @@ def at_least(version: str, minimum: tuple[int, ...]) -> bool:
     return version_tuple(version) >= minimum
 
 
-def parameters(text: str) -> dict[str, str]:
+def parameters(text: str, pattern: re.Pattern = _PARAMETER) -> dict[str, str]:
     """`postconf` output (one `name = value` a line) as a dict."""
     found = {}
     for line in text.splitlines():
-        match = _PARAMETER.match(line)
+        match = pattern.match(line)
         if match:
             found[match.group(1)] = match.group(2) or ""
     return found
@@ -102,7 +104,7 @@ def read_postfix(run: Run, config_dir: str, version: str = "") -> Postfix:
         version=version or checked(run, [*postconf, "-h", "mail_version"]).strip() or "3.4",
         effective=parameters(checked(run, postconf)),
         explicit=parameters(checked(run, [*postconf, "-n"])),
-        master=parameters(checked(run, [*postconf, "-P"])),
+        master=parameters(checked(run, [*postconf, "-P"]), _SERVICE_PARAMETER),
         cafile=checked(run, [*postconf, "-x", "-h", "smtpd_tls_CAfile"]).strip())
 
 
