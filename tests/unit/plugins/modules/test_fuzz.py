@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
                                        "(make unit installs it; make unit-oldest tests the library only)")
 
 MODULES = ("mail_tls_chain_facts", "mail_tls_assert", "mail_tls_chain", "mail_tls_endpoint_info",
-           "mail_tls_root_info", "mail_tls_root_files", "mail_tls_report")
+           "mail_tls_root_info", "mail_tls_root_files", "mail_tls_report", "mail_tls_deploy")
 CALLS = int(os.environ.get("MAILOPS_FUZZ_CALLS", "250"))
 SEED = 20261203
 SECONDS_PER_CALL = 60
@@ -40,9 +40,11 @@ PASSPHRASE = "fuzz-passphrase-Qx7-never-printed"
 NAME = "mail.example.test"
 # Options a module writes to: their values are only ever paths inside the temporary directory.
 OUTPUTS = {"fullchain_path", "chain_path", "combined_path", "key_path", "root_path", "json_path", "junit_path",
-           "html_path", "dest"}
+           "html_path", "dest", "tls_dir", "chain_file", "alt_chain_file", "cert_file", "key_file", "alt_cert_file",
+           "alt_key_file"}
+DIRECTORIES = {"dest", "tls_dir"}
 # Options a module reads from: the generated inputs, special files and paths that cannot be read.
-INPUTS = {"path", "pool", "roots", "private_key_path", "merge"}
+INPUTS = {"path", "pool", "roots", "private_key_path", "merge", "certificates", "private_key"}
 # Two faults of ansible-core 2.19's own argument validation, which runs before any module code and which no module
 # can work around (docs/input-guarantees.md):
 # - check_type_int converts through int(Decimal(value)): an infinite or NaN float given to an int option raises
@@ -117,7 +119,22 @@ class Workspace:
             "mail_tls_root_files": {"content": self.root_pem, "dest": str(out), "basename": "root"},
             "mail_tls_report": {"hosts": [{"name": "mx1", "address": "127.0.70.1", "result": self.result}],
                                 "json_path": str(out / "report.json"), "html_path": str(out / "report.html")},
+            "mail_tls_deploy": {"certificates": [str(root / "bundle.pem")], "private_key": str(root / "leaf.key"),
+                                "private_key_passphrase": PASSPHRASE, "roots": [str(root / "root.pem")],
+                                "system_roots": False, "names": [NAME], "tls_dir": str(out), "verify": False},
         }[module]
+
+    def confined(self, module: str, args: dict) -> dict:
+        """mail_tls_deploy's servers as the test's own files and harmless commands, whatever was generated: the
+        host's Postfix and Dovecot are never read, changed or reloaded."""
+        if module != "mail_tls_deploy":
+            return args
+        conf = self.root / "dovecot.conf"
+        conf.touch()
+        dovecot = args.get("dovecot") if isinstance(args.get("dovecot"), dict) else {}
+        return dict(args, postfix={"enabled": False},
+                    dovecot=dict(dovecot, config_file=str(conf), dropin=str(self.root / "out" / "dropin.conf"),
+                                 check_command=["true"], reload_command=["true"], version="2.3.0"))
 
     def readable(self) -> list:
         return [str(self.root / name) for name in ("bundle.pem", "root.pem", "leaf.key", "leaf.der", "certs")]
@@ -182,7 +199,7 @@ class Generator:
             choices = list(option["choices"])
             return rng.sample(choices, rng.randint(0, len(choices))) if kind == "list" else rng.choice(choices)
         if name in OUTPUTS:
-            return rng.choice(space.destinations()[:3]) if name != "dest" else str(space.root / "out")
+            return rng.choice(space.destinations()[:3]) if name not in DIRECTORIES else str(space.root / "out")
         if name in INPUTS:
             if name == "merge":
                 return [str(space.report)]
@@ -312,7 +329,7 @@ def test_every_call_ends_in_a_result_or_a_clear_failure(name, tmp_path, monkeypa
     generator = Generator(rng, space)
     problems, outcomes = [], {"ok": 0, "failed": 0, "upstream_leaks": 0}
     for call in range(CALLS):
-        args = generator.arguments(name, spec, hostile_share=rng.choice([0.0, 0.05, 0.15]))
+        args = space.confined(name, generator.arguments(name, spec, hostile_share=rng.choice([0.0, 0.05, 0.15])))
         check_mode, diff = rng.random() < 0.5, rng.random() < 0.5
         where = f"call {call}: {json.dumps(args, default=repr)[:600]}"
         try:
