@@ -366,8 +366,8 @@ def validate(d: Deployment) -> None:
             keys = [key for key, name in d.dovecot.settings.items() if name in expected]
             effective = mailconf.effective_settings(d.run, d.dovecot.config_file, d.dovecot.is_24, keys)
             if effective:
-                d.result["configuration_warnings"].extend(mailconf.dovecot_overrides(d.dovecot, expected, effective,
-                                                                       d.params["dovecot"]["dropin"]))
+                overrides = mailconf.dovecot_overrides(d.dovecot, expected, effective, d.params["dovecot"]["dropin"])
+                d.result["configuration_warnings"].extend(overrides)
 
 
 def reload(d: Deployment, when: str) -> list[str]:

@@ -68,14 +68,13 @@ options:
     description:
       - Files or directories with the leaf and any intermediates, in any order and format (PEM, DER, PKCS#7,
         PKCS#12), as M(mailops.tls.mail_tls_chain)'s O(mailops.tls.mail_tls_chain#module:path) takes them.
-      - On the controller, unless O(remote_src=true).
+      - On the controller, unless O(remote_src=true). Required (the action plugin sends the files as O(sources)).
     type: list
     elements: path
-    required: true
   private_key:
-    description: The leaf's private key (PEM, DER or PKCS#12), on the controller unless O(remote_src=true).
+    description:
+      - The leaf's private key (PEM, DER or PKCS#12), on the controller unless O(remote_src=true). Required.
     type: path
-    required: true
   private_key_passphrase:
     description: The passphrase of an encrypted O(private_key).
     type: str
@@ -314,7 +313,7 @@ options:
       protocol:
         description: The protocol; by default the one of the port.
         type: str
-        choices: [smtp, smtps, submission, imap, imaps, pop3, pop3s, sieve, lmtp, tls]
+        choices: [smtp, lmtp, imap, pop3, sieve, tls, smtps, imaps, pop3s]
       server_name:
         description: The public name sent as SNI and checked against the certificate.
         type: str
@@ -490,7 +489,7 @@ DOVECOT_SPEC = {"enabled": {"type": "bool", "default": True},
                 "dropin": {"type": "path", "default": "/etc/dovecot/conf.d/99-mailops-tls.conf"},
                 "add_include": {"type": "bool", "default": True}, "version": {"type": "str", "default": ""},
                 **{name: {"type": "path"} for name in deploy.DOVECOT_FILES},
-                "key_group": {"type": "str", "default": ""}, "check_command": COMMANDS, "reload_command": COMMANDS}
+                "key_group": {"type": "str", "default": "", "no_log": False}, "check_command": COMMANDS, "reload_command": COMMANDS}
 SECRET = {"type": "str", "no_log": True}
 ARGUMENT_SPEC = {
     "certificates": {"type": "list", "elements": "path"}, "private_key": {"type": "path", "no_log": False},

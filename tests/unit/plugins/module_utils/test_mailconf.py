@@ -87,8 +87,8 @@ def test_parameters_set_and_removed_in_one_call_each():
 
 def test_a_failing_command_is_named_with_its_exit_code_and_output():
     with pytest.raises(mailconf.CommandError, match=r"postconf -c /x -e a=1 failed \(exit 1\): postconf: fatal: no"):
-        mailconf.checked(lambda argv: (1, "", "postconf: fatal:\n  no main.cf\n"), ["postconf", "-c", "/x", "-e",
-                                                                                   "a=1"])
+        failing = ["postconf", "-c", "/x", "-e", "a=1"]
+        mailconf.checked(lambda argv: (1, "", "postconf: fatal:\n  no main.cf\n"), failing)
 
 
 def dovecot(conf: str, version: str = "2.3.19.1") -> mailconf.Dovecot:
