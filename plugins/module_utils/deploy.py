@@ -98,7 +98,7 @@ def deploy(deployment: Deployment) -> dict:
         validate(d)
         reload(d, "")
         verify(d)
-    except Exception as exc:  # noqa: BLE001 - whatever fails after the first write, everything is put back
+    except Exception as exc:  # whatever fails after the first write, everything is put back
         raise DeployError(roll_back(d, failure_text(exc)), d.result) from None
     d.result["succeeded"] = True
     if not d.params["keep_backups"]:
@@ -115,8 +115,8 @@ def initial_result() -> dict:
     return {"changed": False, "succeeded": False, "rolled_back": False, "restored": False, "files": [],
             "written": [], "backup_files": [], "postfix_version": None, "postfix_settings": {},
             "dovecot_version": None, "dovecot_dropin_changed": False, "dovecot_include_added": False,
-            "reloaded": [], "leaf_sha256": [], "chains": [], "fullchain_pem": [], "root_pem": "", "configuration_warnings": [],
-            "verified": [], "failure": None, "diff": []}
+            "reloaded": [], "leaf_sha256": [], "chains": [], "fullchain_pem": [], "root_pem": "",
+            "configuration_warnings": [], "verified": [], "failure": None, "diff": []}
 
 
 def read_servers(d: Deployment) -> None:
@@ -391,7 +391,8 @@ def reload(d: Deployment, when: str) -> list[str]:
 def verify_params(d: Deployment) -> dict:
     """The probe options of mail_tls_endpoint_info for this backend's endpoints."""
     defaults = {"send_sni": True, "proxy_protocol": None, "every_address": False, "backends": None, "probes": None}
-    return {"endpoints": [dict(defaults, **endpoint) for endpoint in d.params["endpoints"]], "key_types": ["rsa", "ecdsa"] if d.alt else [],
+    return {"endpoints": [dict(defaults, **endpoint) for endpoint in d.params["endpoints"]],
+            "key_types": ["rsa", "ecdsa"] if d.alt else [],
             "timeout": d.params["timeout"], "concurrency": 16, "expected_leaves": d.result["leaf_sha256"]}
 
 

@@ -489,7 +489,8 @@ DOVECOT_SPEC = {"enabled": {"type": "bool", "default": True},
                 "dropin": {"type": "path", "default": "/etc/dovecot/conf.d/99-mailops-tls.conf"},
                 "add_include": {"type": "bool", "default": True}, "version": {"type": "str", "default": ""},
                 **{name: {"type": "path"} for name in deploy.DOVECOT_FILES},
-                "key_group": {"type": "str", "default": "", "no_log": False}, "check_command": COMMANDS, "reload_command": COMMANDS}
+                "key_group": {"type": "str", "default": "", "no_log": False}, "check_command": COMMANDS,
+                "reload_command": COMMANDS}
 SECRET = {"type": "str", "no_log": True}
 ARGUMENT_SPEC = {
     "certificates": {"type": "list", "elements": "path"}, "private_key": {"type": "path", "no_log": False},
