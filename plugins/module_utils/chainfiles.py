@@ -27,7 +27,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAP
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.fileset import check_distinct
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding
-from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedKey, load_bytes
+from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedCertificate, LoadedKey, load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import request_from_params
 from ansible_collections.mailops.tls.plugins.module_utils.policy import Verdict, evaluate, failure_message
 
@@ -218,9 +218,12 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     """
     if not analysis.chain:
         return analysis.findings
-    root = loaded_certificates([analysis.root.der], "the root") if analysis.root else Loaded()
+    # Messages name each certificate by its place in what would be written and by the input it came from.
+    root = Loaded((LoadedCertificate(analysis.root.der, "the root of the chain to write", None,
+                                     origin=analysis.root.source),)) if analysis.root else Loaded()
     deployed = analyze(Request(
-        certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write"),
+        certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write",
+                                         [entry.source for entry in analysis.chain]),
         pool=root, roots=request.roots, system_roots=request.system_roots, keys=request.keys,
         names=request.names, valid_at=analysis.valid_at, expiry=request.expiry, rules=request.rules))
     parse_errors = tuple(f for f in analysis.findings if f.code == "parse_error")
