@@ -342,3 +342,9 @@ def loaded_certificates(ders: Sequence[bytes], source: str, origins: Sequence[st
     origins = origins or [""] * len(ders)
     return Loaded(tuple(LoadedCertificate(der, source, n, "certificate", origin)
                         for n, (der, origin) in enumerate(zip(ders, origins), 1)))
+
+
+def loaded_root(root: ChainEntry, source: str) -> Loaded:
+    """An analysis' root, to analyse again as source ('the root of the chain to write'): messages name it so and
+    by where it was read ('..., from block 1 of root.pem (roots)')."""
+    return Loaded((LoadedCertificate(root.der, source, None, origin=root.source),))

@@ -22,12 +22,13 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     Request,
     analyze,
     loaded_certificates,
+    loaded_root,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.fileset import check_distinct
 from ansible_collections.mailops.tls.plugins.module_utils.findings import Finding
-from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedCertificate, LoadedKey, load_bytes
+from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedKey, load_bytes
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import request_from_params
 from ansible_collections.mailops.tls.plugins.module_utils.policy import Verdict, evaluate, failure_message
 
@@ -219,8 +220,7 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     if not analysis.chain:
         return analysis.findings
     # Messages name each certificate by its place in what would be written and by the input it came from.
-    root = Loaded((LoadedCertificate(analysis.root.der, "the root of the chain to write", None,
-                                     origin=analysis.root.source),)) if analysis.root else Loaded()
+    root = loaded_root(analysis.root, "the root of the chain to write") if analysis.root else Loaded()
     deployed = analyze(Request(
         certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write",
                                          [entry.source for entry in analysis.chain]),
