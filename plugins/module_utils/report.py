@@ -795,10 +795,10 @@ def html_page(document: dict) -> str:
         "connect by, with every intermediate certificate sent in order, up to a root the clients trust. "
         "Every backend behind the load balancer must present the same one.</p>",
         _first_fixes(document),
+        _load_balancers(document),
         "<h2>Hosts by service</h2>",
         f'<table class="legend">{legend}</table>',
         _matrix(document),
-        _load_balancers(document),
         _details(document),
         "</body></html>\n",
     ])
