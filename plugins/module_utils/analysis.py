@@ -336,6 +336,15 @@ def _entry(node: chainlib.Node, position: Optional[int] = None) -> ChainEntry:
     return ChainEntry(node.info, index, source, node.raw.der)
 
 
-def loaded_certificates(ders: Sequence[bytes], source: str) -> Loaded:
-    """Wrap certificates already in DER (e.g. as a server sent them) for analysis."""
-    return Loaded(tuple(LoadedCertificate(der, source, n) for n, der in enumerate(ders, 1)))
+def loaded_certificates(ders: Sequence[bytes], source: str, origins: Sequence[str] = ()) -> Loaded:
+    """Certificates already in DER, as a server sent them or as a chain would be written, for analysis: certificate N
+    of source; origins (none, or one per certificate) say where each was read first."""
+    origins = origins or [""] * len(ders)
+    return Loaded(tuple(LoadedCertificate(der, source, n, "certificate", origin)
+                        for n, (der, origin) in enumerate(zip(ders, origins), 1)))
+
+
+def loaded_root(root: ChainEntry, source: str) -> Loaded:
+    """An analysis' root, to analyse again as source ('the root of the chain to write'): messages name it so and
+    by where it was read ('..., from block 1 of root.pem (roots)')."""
+    return Loaded((LoadedCertificate(root.der, source, None, origin=root.source),))

@@ -212,7 +212,7 @@ class CertificateIndex:
         _add_role(node, loaded, role)
 
     def _damaged(self, order: int, loaded: LoadedCertificate, role: str, error: Exception) -> None:
-        self._record_damage(order, f"{loaded.location} ({ROLE_NAMES[role]})", error)
+        self._record_damage(order, _role_location(loaded, role), error)
 
     def _record_damage(self, order: int, location: str, error: Exception) -> None:
         self.damaged.append((order, location, error))
@@ -268,9 +268,16 @@ def _input_order(node: Node) -> tuple[bool, int]:
     return not node.given, node.given[0] if node.given else node.order
 
 
+def _role_location(loaded: LoadedCertificate, role: str) -> str:
+    """Where a pool or anchor certificate is, with the option it was given in: 'block 7 of bundle.pem (pool)'. A
+    certificate analysed again keeps its origin's option (which that location names) instead of the role it has
+    here."""
+    return loaded.location if loaded.origin else f"{loaded.location} ({ROLE_NAMES[role]})"
+
+
 def _add_role(node: Node, loaded: LoadedCertificate, role: str) -> None:
     if not node.locations and not node.other_location:
-        node.other_location = f"{loaded.location} ({ROLE_NAMES[role]})"
+        node.other_location = _role_location(loaded, role)
     if role == POOL:
         node.in_pool = True
     elif node.anchor != SUPPLIED_ANCHOR:

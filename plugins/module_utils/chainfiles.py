@@ -25,6 +25,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
     Request,
     analyze,
     loaded_certificates,
+    loaded_root,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.deps import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
@@ -221,9 +222,11 @@ def blocking_findings(analysis: Analysis, request: Request) -> tuple[Finding, ..
     """
     if not analysis.chain:
         return analysis.findings
-    root = loaded_certificates([analysis.root.der], "the root") if analysis.root else Loaded()
+    # Messages name each certificate by its place in what would be written and by the input it came from.
+    root = loaded_root(analysis.root, "the root of the chain to write") if analysis.root else Loaded()
     deployed = analyze(Request(
-        certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write"),
+        certificates=loaded_certificates([entry.der for entry in analysis.chain], "the chain to write",
+                                         [entry.source for entry in analysis.chain]),
         pool=root, roots=request.roots, system_roots=request.system_roots, keys=request.keys,
         names=request.names, valid_at=analysis.valid_at, expiry=request.expiry, rules=request.rules))
     parse_errors = tuple(f for f in analysis.findings if f.code == "parse_error")

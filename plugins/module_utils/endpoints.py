@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from ansible_collections.mailops.tls.plugins.module_utils.analysis import Analysis, Judgement, analyze
+from ansible_collections.mailops.tls.plugins.module_utils.analysis import (
+    Analysis,
+    Judgement,
+    analyze,
+    loaded_certificates,
+)
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.findings import ERROR, WARNING, Finding, finding
-from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, LoadedCertificate
 from ansible_collections.mailops.tls.plugins.module_utils.probe import (
     ONCE,
     Endpoint,
@@ -80,9 +84,7 @@ def judge(result: ProbeResult, judgement: Judgement) -> EndpointReport:
     endpoint = result.endpoint
     if not result.ok:
         return EndpointReport(result, None, (finding(result.error_code, result.error_message),))
-    source = f"the chain sent by {endpoint}"
-    presented = Loaded(tuple(LoadedCertificate(der, source, position, "certificate")
-                             for position, der in enumerate(result.chain_der, 1)))
+    presented = loaded_certificates(result.chain_der, f"the chain sent by {endpoint}")
     analysis = analyze(judgement.request(presented, names=identity_names(endpoint, judgement.names)))
     return EndpointReport(result, analysis, analysis.findings)
 

@@ -45,6 +45,12 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 CERTIFICATE_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".p12", ".pfx", ".ca-bundle", ".0")
 
 
+def located(source: str, position: Optional[int] = None, unit: str = "block") -> str:
+    """Where something was read, as every message names it: 'block 2 of fullchain.pem', 'certificate 2 of the chain
+    sent by ...', or the source alone when it has no positions."""
+    return f"{unit} {position} of {source}" if position else source
+
+
 class LoadedCertificate(NamedTuple):
     """One certificate as DER, with where it came from (file and 1-based block number).
 
@@ -53,12 +59,16 @@ class LoadedCertificate(NamedTuple):
 
     der: bytes
     source: str
-    block: int
+    block: Optional[int]  # None: the source is one certificate ("the root of the chain to write")
     unit: str = "block"  # what a position is called: a block of a file, a certificate of a served chain
+    # Where the certificate was read first, when it is analysed again in a chain built from the inputs: the
+    # location of the input it came from, so messages about it point at what to fix.
+    origin: str = ""
 
     @property
     def location(self) -> str:
-        return f"{self.unit} {self.block} of {self.source}"
+        here = located(self.source, self.block, self.unit)
+        return f"{here}, from {self.origin}" if self.origin else here
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,7 @@ class Loaded:
 
 
 def _parse_error(source: str, block: Optional[int], reason: str, severity: Optional[str] = None) -> Finding:
-    where = f"block {block} of {source}" if block else source
-    return finding("parse_error", f"{where} cannot be read: {reason}", severity=severity)
+    return finding("parse_error", f"{located(source, block)} cannot be read: {reason}", severity=severity)
 
 
 def load_bytes(data: bytes, source: str, passphrases: Sequence[Optional[bytes]] = (), check: bool = True) -> Loaded:
@@ -121,7 +130,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
             findings.extend(loaded.findings)
             continue
         if label in _IGNORED_LABELS:
-            findings.append(finding("ignored_block", f"block {number} of {source} is a {label.decode()} and was "
+            findings.append(finding("ignored_block", f"{located(source, number)} is a {label.decode()} and was "
                                     "skipped"))
             continue
         try:
@@ -134,7 +143,7 @@ def _load_pem(data: bytes, source: str, passphrases, check: bool) -> Loaded:
         elif label in _PKCS7_LABELS:
             result = _pkcs7(der, source, number)
         else:
-            result = Loaded(findings=(finding("ignored_block", f"block {number} of {source} is a "
+            result = Loaded(findings=(finding("ignored_block", f"{located(source, number)} is a "
                                               f"{label.decode()} and was skipped"),))
         certificates.extend(result.certificates)
         findings.extend(result.findings)
@@ -270,7 +279,7 @@ def _load_pem_key(block: bytes, source: str, number: int, passphrases) -> Loaded
     key, reason = _try_passphrases(lambda pw: serialization.load_pem_private_key(block, pw), passphrases)
     if key is None:
         return Loaded(findings=(_parse_error(source, number, reason),))
-    return Loaded(keys=(LoadedKey(key, f"block {number} of {source}"),))
+    return Loaded(keys=(LoadedKey(key, located(source, number)),))
 
 
 _ENCRYPTED = "the private key is encrypted: give its passphrase (private_key_passphrase)"

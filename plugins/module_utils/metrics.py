@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # This module_utils file is private to the mailops.tls collection; its API may change without notice.
 """The audit report (report.build_report's document) as Prometheus text exposition format, for node_exporter's
-textfile collector or any scrape of a file: expiry timestamps, verdicts and findings per code per endpoint."""
+textfile collector or any scrape of a file: expiry timestamps, verdicts and findings per code per endpoint, and
+the chains seen behind each port of a load balancer."""
 from __future__ import annotations
 
 import datetime
@@ -25,6 +26,9 @@ FAMILIES = {
     "mail_tls_certificate_not_before_timestamp_seconds": "notBefore of each certificate the endpoint presented, as a "
                                                          "Unix time (with notAfter, its lifetime).",
     "mail_tls_endpoint_findings": "How many findings of each issue code and status the endpoint has.",
+    "mail_tls_load_balancer_probes": "How many probes the audit made to a load balancer's port.",
+    "mail_tls_load_balancer_chains": "How many different chains answered the probes of a load balancer's port (more "
+                                     "than 1: its backends do not all serve the same chain).",
 }
 
 
@@ -65,6 +69,11 @@ def _samples(document: dict) -> Iterator[tuple[str, str, int]]:
             for (code, severity, status), count in sorted(counted.items()):
                 yield ("mail_tls_endpoint_findings", _labels(**where, code=code, severity=severity, status=status),
                        count)
+        for item in host["sampled"]:
+            labels = _labels(host=host["name"], endpoint=item["endpoint"], port=item["port"],
+                             key_type=item["key_type_requested"] or "")
+            yield "mail_tls_load_balancer_probes", labels, item["probes"]
+            yield "mail_tls_load_balancer_chains", labels, item["chains"]
 
 
 def prometheus_text(document: dict) -> str:

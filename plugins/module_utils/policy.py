@@ -44,10 +44,14 @@ def evaluate(findings: Sequence[Finding], fail_on: Sequence[str] = (), ignore: S
 def failure_message(violations: Sequence[Finding], subject: str) -> str:
     """One line per violation, so a pipeline log shows each on its own, naming the mail clients that refused such a
     chain in the client lab."""
-    lines = [f"{subject}: {len(violations)} policy violation(s):"]
-    lines.extend(" ".join(filter(None, (f"- [{f.code}] {_one_line(f.message)}", clients_note(f.code))))
-                 for f in violations)
-    return "\n".join(lines)
+    return "\n".join([f"{subject}: {len(violations)} policy violation(s):", *map(_violation_line, violations)])
+
+
+def _violation_line(violation: Finding) -> str:
+    """'- [code] message. Refused in the client lab by ...': the message ends as a sentence before the note."""
+    line = f"- [{violation.code}] {_one_line(violation.message)}"
+    note = clients_note(violation.code)
+    return f"{line.rstrip('.')}. {note}" if note else line
 
 
 def _one_line(text: str) -> str:

@@ -423,10 +423,7 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
             failing = sum(e["verdict"] == FAIL for e in host["endpoints"])
             lines.append(f"{host['name']}: {failing} endpoint(s) fail: "
                          + ", ".join(f"{code} ({count})" for code, count in sorted(codes.items())))
-    for host in document["hosts"]:
-        if host.get("sampled"):
-            lines.append(f"{host['name']}: load balancer, different chains behind each port: "
-                         + ", ".join(_sampled_words(item) for item in host["sampled"]))
+    lines.extend(_sampled_line(host) for host in document["hosts"] if host.get("sampled"))
     soonest = s["soonest_expiry"]
     if soonest:
         lines.append(f"first expiry: {soonest['subject']} in {soonest['days_left']} day(s) ({soonest['not_after']}), "
@@ -436,10 +433,20 @@ def summary_lines(document: dict, paths: Optional[dict] = None) -> list:
     return [printable(line) for line in lines]
 
 
+def _sampled_line(host: dict) -> str:
+    """'front: load balancer, different chains behind each port: 993: 2 in 6 probe(s), ...'"""
+    return (f"{host['name']}: load balancer, different chains behind each port: "
+            + ", ".join(_sampled_words(item) for item in host["sampled"]))
+
+
 def _sampled_words(item: dict) -> str:
     """'993 ecdsa: 2 in 6 probe(s)': a load balancer's port, the chains seen behind it and the probes made."""
-    port = f"{item['port']} {item['key_type_requested']}" if item["key_type_requested"] else str(item["port"])
-    return f"{port}: {item['chains']} in {item['probes']} probe(s)"
+    return f"{_sampled_port(item)}: {item['chains']} in {item['probes']} probe(s)"
+
+
+def _sampled_port(item: dict) -> str:
+    """'993', or '993 ecdsa' when the port was sampled for one key type."""
+    return f"{item['port']} {item['key_type_requested']}" if item["key_type_requested"] else str(item["port"])
 
 
 def verdict_lines(document: Optional[dict]) -> list:
@@ -510,6 +517,8 @@ def junit_xml(document: dict) -> str:
                     out = ET.SubElement(case, "system-out")
                     out.text = _xml_text("\n".join(f"{f['status']}: [{f['code']}] {_one_line(f['message'])}"
                                                    for f in notes))
+        if host.get("sampled"):
+            ET.SubElement(suite, "system-out").text = _xml_text(_sampled_line(host))
         for key in ("tests", "failures", "skipped"):
             suite.set(key, str(counts[key]))
         suite.set("errors", "0")
@@ -660,6 +669,27 @@ def _matrix(document: dict) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+def _load_balancers(document: dict) -> str:
+    """Per port of each load balancer: how many probes were made and how many different chains answered them."""
+    rows = []
+    for host in document["hosts"]:
+        for item in host.get("sampled") or ():
+            state = PASS if item["chains"] <= 1 else FAIL
+            rows.append(f'<tr data-host="{_e(host["name"])}" data-port="{_e(item["port"])}" '
+                        f'data-key-type="{_e(item["key_type_requested"] or "")}" data-chains="{_e(item["chains"])}">'
+                        f'<td>{_e(host["name"])}</td><td class="mono">{_e(_sampled_port(item))}</td>'
+                        f'<td>{_e(item["probes"])}</td><td>{_e(item["answered"])}</td>'
+                        f'<td class="verdict {state}">{_e(item["chains"])}</td></tr>')
+    if not rows:
+        return ""
+    return ('<h2>Load balancers</h2><p>Each port of a load balancer was probed until every backend had answered or '
+            "the bound was reached. One chain behind a port means every backend that answered serves the same "
+            "chain; more mean some backends serve another one (see backend mismatch in the findings).</p>"
+            '<table class="matrix" id="load-balancers"><thead><tr><th scope="col">load balancer</th>'
+            '<th scope="col">port</th><th scope="col">probes</th><th scope="col">answered</th>'
+            f'<th scope="col">different chains</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
 def _first_fixes(document: dict) -> str:
     codes = Counter()
     example = {}
@@ -765,6 +795,7 @@ def html_page(document: dict) -> str:
         "connect by, with every intermediate certificate sent in order, up to a root the clients trust. "
         "Every backend behind the load balancer must present the same one.</p>",
         _first_fixes(document),
+        _load_balancers(document),
         "<h2>Hosts by service</h2>",
         f'<table class="legend">{legend}</table>',
         _matrix(document),

@@ -310,12 +310,14 @@ def test_browser_screenshot_of_the_report(audits, tmp_path):
 def test_a_load_balancer_is_sampled_until_its_bad_backend_answered(lab, tmp_path):
     """One backend of three (mx3) serves its leaf without the intermediate. The front alone is audited, marked as a
     load balancer of three backends: every port is probed one connection at a time up to the bound, so the bad
-    backend cannot hide behind the good ones, and the report says two different chains stood behind each port."""
+    backend cannot hide behind the good ones, and every report format says two different chains stood behind each
+    port: the JSON, the summary, the JUnit XML, the HTML page as Chromium renders it and the metrics promtool reads."""
     bad = lab.backend("mx3")
     leaf = lab.pki.intermediate.leaf(NAME)
     lab.set_chain(bad, leaf.pem, leaf.key_pem())
     try:
-        run = audit(lab, tmp_path, "--limit", "front", mail_tls_audit_backends=3)
+        run = audit(lab, tmp_path, "--limit", "front", mail_tls_audit_backends=3,
+                    mail_tls_audit_formats=["json", "junit", "html", "prometheus"])
     finally:
         lab.reset_chain(bad)
     assert run.returncode == 2, run.output
@@ -331,5 +333,45 @@ def test_a_load_balancer_is_sampled_until_its_bad_backend_answered(lab, tmp_path
         incomplete = [e for e in probes if any(f["code"] == "missing_intermediate" for f in e["findings"])]
         assert len(incomplete) == 6, service  # round robin: every third probe reached mx3
         assert all(any(f["code"] == "backend_mismatch" for f in e["findings"]) for e in incomplete), service
-    assert f"front: load balancer, different chains behind each port: {lab.ports['smtp']}: 2 in 18 probe(s)" \
-        in run.stdout
+    line = ("front: load balancer, different chains behind each port: "
+            + ", ".join(f"{lab.ports[service]}: 2 in 18 probe(s)" for service in SERVICES))
+    assert line in run.stdout
+    reports = tmp_path / "reports"
+    (suite,) = ET.parse(reports / "mail-tls-audit.xml").getroot().findall("testsuite")
+    assert suite.find("system-out").text == line
+    done = headless(reports / "mail-tls-audit.html", "--dump-dom")
+    assert done.returncode == 0 and 'id="load-balancers"' in done.stdout, done.stderr[-2000:]
+    table = RenderedLoadBalancers()
+    table.feed(done.stdout)
+    assert table.rows == [["front", str(lab.ports[service]), "18", "18", "2"] for service in SERVICES]
+    metrics = (reports / "mail-tls-audit.prom").read_text()
+    assert shutil.which("promtool"), "promtool (Debian package prometheus) comes with the lab: tests/lab/install.sh"
+    checked = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for service in SERVICES:
+        labels = f'host="front",endpoint="{lab.front_address}:{lab.ports[service]} (front)",port="{lab.ports[service]}"'
+        assert f'mail_tls_load_balancer_chains{{{labels},key_type=""}} 2' in metrics.splitlines()
+
+
+class RenderedLoadBalancers(HTMLParser):
+    """The cells of the Load balancers table, row by row, as the browser's DOM has them."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside = False
+        self.rows = []
+
+    def handle_starttag(self, tag, attrs):
+        self.inside = self.inside or (tag == "table" and dict(attrs).get("id") == "load-balancers")
+        if self.inside and tag == "tr" and "data-port" in dict(attrs):
+            self.rows.append([])
+        if self.inside and tag == "td":
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        self.inside = self.inside and tag != "table"
+
+    def handle_data(self, data):
+        if self.inside and self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data

@@ -85,8 +85,9 @@ def test_assert_fails_on_a_broken_backend_with_one_line_per_endpoint_and_finding
     for name in failing:
         violations = [v for v in result["violations"] if v["endpoint"] == name]
         expected.append(f"{name}: {len(violations)} policy violation(s):")
-        expected += [" ".join(filter(None, (f"- [{v['code']}] {v['message']}", clients_note(v["code"]))))
-                     for v in violations]
+        for violation in violations:
+            note = clients_note(violation["code"])
+            expected.append(f"- [{violation['code']}] {violation['message']}" + (f". {note}" if note else ""))
     assert result["msg"].splitlines() == expected
     assert any(line.startswith("- [missing_intermediate] ") and "Refused in the client lab by fetchmail" in line
                for line in expected)

@@ -219,10 +219,10 @@ def test_certificates_lists_every_given_certificate_with_its_position(h):
 
 
 def test_loaded_certificates_from_der_as_a_server_sent_them(h):
-    given = analysis.loaded_certificates([i.der for i in h.served_chain], "mail.example.test:25")
+    given = analysis.loaded_certificates([i.der for i in h.served_chain], "the chain sent by mail.example.test:25")
     result = analysis.analyze(analysis.Request(certificates=given, roots=loaded([h.root])))
     assert result.trusted and result.findings == ()
-    assert result.chain[1].source == "block 2 of mail.example.test:25"
+    assert result.chain[1].source == "certificate 2 of the chain sent by mail.example.test:25"
 
 
 # --- module_args ----------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.chainfiles import (
     parse_mode,
     plan,
 )
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
 from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError
 from ansible_collections.mailops.tls.plugins.module_utils.load import LoadedKey
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import CHAIN_INPUT_SPEC
@@ -322,6 +323,84 @@ def test_a_chain_with_errors_is_refused_unless_forced(tmp_path, case, codes):
     (forced,) = plan(params(force=True, **options))
     assert [f.code for f in forced.verdict.violations] == codes
     assert [f.output.kind for f in forced.files] == ["fullchain"]
+
+
+def located_refusals(tmp_path: Path, case: str, monkeypatch) -> tuple[dict, str]:
+    """Options for a refused chain whose one violation names a certificate, and that violation's exact message."""
+    root = pki.root("Located Root")
+    intermediate = root.issue("Located Intermediate", ca=True)
+    leaf = intermediate.leaf("mail.example.test")
+    expired = {"not_before": pki.NOW - 400 * pki.DAY, "not_after": pki.NOW - pki.DAY}
+    day = f"{(pki.NOW - pki.DAY):%Y-%m-%d}"
+    options = {"roots": [str(tmp_path / "roots.pem")], "fullchain_path": "/srv/f.pem"}
+    files = {"roots.pem": root.pem, "in.pem": pki.pem_bundle(intermediate, leaf)}  # out of order
+    old_intermediate = "'CN=Located Intermediate,O=mailops test'"
+    if case == "expired_root_in_roots":
+        root = pki.root("Located Root", key=root.key, **expired)
+        files["roots.pem"] = root.pem
+        message = (f"'CN=Located Root,O=mailops test' (the root of the chain to write, from block 1 of {tmp_path}/"
+                   f"roots.pem (roots)) expired on {day}: renew it, or use the CA's current certificate")
+    elif case == "expired_root_in_the_system_store":
+        root = pki.root("Located Root", key=root.key, **expired)
+        files["store.pem"] = pki.root("Another Root").pem + root.pem
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "store.pem"))
+        options.update(roots=[], system_roots=True)
+        message = (f"'CN=Located Root,O=mailops test' (the root of the chain to write, from block 2 of {tmp_path}/"
+                   f"store.pem (system trust store)) expired on {day}: renew it, or use the CA's current certificate")
+    elif case == "expired_intermediate_out_of_order":
+        old = root.issue("Located Intermediate", ca=True, key=intermediate.key, **expired)
+        files["in.pem"] = pki.pem_bundle(old, leaf)
+        message = (f"{old_intermediate} (certificate 2 of the chain to write, from block 1 of {tmp_path}/in.pem) "
+                   f"expired on {day}: renew it, or use the CA's current certificate")
+    elif case == "expired_intermediate_from_the_pool":
+        old = root.issue("Located Intermediate", ca=True, key=intermediate.key, **expired)
+        files.update({"in.pem": leaf.pem, "pool.pem": pki.root("Unrelated Root").pem + old.pem})
+        options["pool"] = [str(tmp_path / "pool.pem")]
+        message = (f"{old_intermediate} (certificate 2 of the chain to write, from block 2 of {tmp_path}/pool.pem "
+                   f"(pool)) expired on {day}: renew it, or use the CA's current certificate")
+    elif case == "missing_intermediate":
+        files["in.pem"] = pki.pem_bundle(pki.root("Unrelated Root"), leaf)
+        message = (f"the issuer {old_intermediate} of 'CN=mail.example.test,O=mailops test' (certificate 1 of the "
+                   f"chain to write, from block 2 of {tmp_path}/in.pem) is missing: add that intermediate certificate "
+                   "after it; if it is the root of a private CA, give it in roots instead")
+    elif case == "untrusted_root_in_the_pool":
+        files["pool.pem"] = root.pem
+        options.update(roots=[], pool=[str(tmp_path / "pool.pem")])
+        message = (f"the chain ends in the self-signed 'CN=Located Root,O=mailops test' (the root of the chain to "
+                   f"write, from block 1 of {tmp_path}/pool.pem (pool)), which is not among the trust anchors: give "
+                   "it in roots if it is your private CA, and publish it for your users")
+    elif case == "untrusted_root_given_first":
+        files["in.pem"] = pki.pem_bundle(root, intermediate, leaf)
+        options["roots"] = []
+        message = (f"the chain ends in the self-signed 'CN=Located Root,O=mailops test' (the root of the chain to "
+                   f"write, from block 1 of {tmp_path}/in.pem), which is not among the trust anchors: give it in roots "
+                   "if it is your private CA, and publish it for your users")
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return dict(options, path=[str(tmp_path / "in.pem")]), message
+
+
+@pytest.mark.parametrize("case", ["expired_root_in_roots", "expired_root_in_the_system_store",
+                                  "expired_intermediate_out_of_order", "expired_intermediate_from_the_pool",
+                                  "missing_intermediate", "untrusted_root_in_the_pool", "untrusted_root_given_first"])
+def test_a_refusal_names_each_certificate_by_its_place_in_the_chain_to_write_and_its_input(tmp_path, case,
+                                                                                           monkeypatch):
+    options, message = located_refusals(tmp_path, case, monkeypatch)
+    (refused,) = plan(params(**options))
+    assert [f.message for f in refused.verdict.violations] == [message]
+
+
+def test_a_refusal_of_several_chains_locates_each_certificate_in_its_own_chain(tmp_path, monkeypatch):
+    options, message = located_refusals(tmp_path, "expired_intermediate_out_of_order", monkeypatch)
+    good = pki.hierarchy("mail.example.test")
+    (tmp_path / "good.pem").write_bytes(pki.pem_bundle(*good.served_chain))
+    (tmp_path / "roots.pem").write_bytes((tmp_path / "roots.pem").read_bytes() + good.root.pem)
+    chains = [{"path": [str(tmp_path / "good.pem")], "fullchain_path": "/srv/good.pem"},
+              {"path": options["path"], "fullchain_path": "/srv/f.pem"}]
+    plans = plan(params(roots=options["roots"], chains=chains))
+    assert [p.verdict.passed for p in plans] == [True, False]
+    assert chainfiles.refusal_message(plans).splitlines()[:2] == [
+        "chains[1]: 1 policy violation(s):", f"- [expired] {message}. {clients_note('expired')}"]
 
 
 def test_ignore_waives_and_fail_on_adds(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from dataclasses import replace
 
 import pki
 import pytest
@@ -108,3 +109,24 @@ def test_findings_per_code_and_status(samples):
     assert counted[("mx2", "smtp", "missing_intermediate", "violation")] == 1
     assert counted[("mx3", "imaps", "connect_refused", "violation")] == 1
     assert not any(key[0] == "mx1" for key in counted)
+
+
+def test_a_load_balancer_port_has_its_probes_and_the_chains_behind_it(company):
+    """Six probes of the balancer's imaps port, every third answered by a backend without the intermediate."""
+    judgement = Judgement(roots=loaded_certificates([company.root.der], "roots"))
+    good = (company.leaf.der, company.intermediates[0].der)
+    endpoint = Endpoint(address="192.0.2.10", port=993, server_name=NAME, label="front")
+    results = [replace(ProbeResult(endpoint, True, good if number % 3 else good[:1], "TLSv1.3",
+                                   "TLS_AES_256_GCM_SHA384"), sample=number) for number in range(1, 7)]
+    hosts = [{"name": "front", "address": "192.0.2.10",
+              "result": endpoint_results(compare([judge(result, judgement) for result in results]))}]
+    balancer = parse(prometheus_text(build_report(hosts, generated_at=WHEN)))
+    where = {"host": "front", "endpoint": "192.0.2.10:993 (front)", "port": "993", "key_type": ""}
+    assert [(name, labels) for name, labels, _value in balancer if name.startswith("mail_tls_load_balancer")] == [
+        ("mail_tls_load_balancer_probes", where), ("mail_tls_load_balancer_chains", where)]
+    assert values(balancer, "mail_tls_load_balancer_probes") == [6]
+    assert values(balancer, "mail_tls_load_balancer_chains") == [2]
+
+
+def test_hosts_that_are_not_load_balancers_have_no_sampling_samples(samples):
+    assert not [name for name, _labels, _value in samples if name.startswith("mail_tls_load_balancer")]

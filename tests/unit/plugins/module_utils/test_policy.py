@@ -80,8 +80,17 @@ def test_failure_message_has_one_line_per_violation():
     verdict = evaluate(FINDINGS)
     lines = failure_message(verdict.violations, "the certificate chain").split("\n")
     assert lines == ["the certificate chain: 2 policy violation(s):",
-                     f"- [expired] 'CN=mail.example.test' expired {clients_note('expired')}",
-                     f"- [missing_intermediate] the issuer is missing {clients_note('missing_intermediate')}"]
+                     f"- [expired] 'CN=mail.example.test' expired. {clients_note('expired')}",
+                     f"- [missing_intermediate] the issuer is missing. {clients_note('missing_intermediate')}"]
+
+
+def test_failure_message_ends_each_message_as_one_sentence_before_the_clients_note():
+    ends_in_a_period = finding("expired", "'CN=mail.example.test' expired.")
+    no_note = finding("key_mismatch", "the key does not match")
+    lines = failure_message((ends_in_a_period, no_note), "the chain").split("\n")
+    assert lines[1:] == [f"- [expired] 'CN=mail.example.test' expired. {clients_note('expired')}",
+                         "- [key_mismatch] the key does not match"]
+    assert clients_note("expired") and not clients_note("key_mismatch")
 
 
 def test_failure_message_lines_cannot_be_forged_by_certificate_names():

@@ -372,6 +372,34 @@ class Cells(HTMLParser):
             self.cells[(self.host, attributes["data-service"])] = attributes["data-verdict"]
 
 
+class SampledRows(HTMLParser):
+    """The rows of the HTML page's load balancer table: their data attributes and the text of each cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+        self.inside = False
+        self.cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.inside = self.inside or (tag == "table" and attributes.get("id") == "load-balancers")
+        if self.inside and tag == "tr" and "data-port" in attributes:
+            self.rows.append({key: attributes[f"data-{key}"] for key in ("host", "port", "key-type", "chains")}
+                             | {"cells": []})
+        if self.inside and tag == "td":
+            self.cell = self.rows[-1]["cells"]
+            self.cell.append("")
+
+    def handle_endtag(self, tag):
+        self.cell = None
+        self.inside = self.inside and tag != "table"
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell[-1] += data
+
+
 def test_html_matrix_shows_each_cell_verdict(document):
     parser = Cells()
     parser.feed(html_page(document))
@@ -441,6 +469,20 @@ def test_a_sampled_load_balancer_reports_the_chains_behind_each_port(company, ju
                                  "chains": 2}]
     assert [e["name"] for e in front["endpoints"]][:2] == [f"192.0.2.10:993 (front) imaps, probe {n}" for n in (1, 2)]
     assert front["verdict"] == "fail"
-    assert "front: load balancer, different chains behind each port: 993: 2 in 6 probe(s)" in summary_lines(document)
+    line = "front: load balancer, different chains behind each port: 993: 2 in 6 probe(s)"
+    assert line in summary_lines(document)
     merged = build_report(hosts_from_reports([("slice.json", json.loads(json.dumps(document)))]), generated_at=WHEN)
     assert merged["hosts"][0]["sampled"] == front["sampled"]
+    (suite,) = ET.fromstring(junit_xml(document)).findall("testsuite")
+    assert suite.find("system-out").text == line
+    rows = SampledRows()
+    rows.feed(html_page(document))
+    assert rows.rows == [{"host": "front", "port": "993", "key-type": "", "chains": "2",
+                          "cells": ["front", "993", "6", "6", "2"]}]
+
+
+def test_a_report_without_load_balancers_says_nothing_of_sampling(document):
+    assert all(host["sampled"] == [] for host in document["hosts"])
+    assert "Load balancers" not in html_page(document)
+    assert ET.fromstring(junit_xml(document)).find("testsuite/system-out") is None
+    assert not any("load balancer" in line for line in summary_lines(document))

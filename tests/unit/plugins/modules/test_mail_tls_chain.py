@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 import pki
 from ansible_adhoc import ANSIBLE_BIN, run_task
 
+from ansible_collections.mailops.tls.plugins.module_utils.client_matrix import clients_note
+
 pytestmark = pytest.mark.skipif(not ANSIBLE_BIN.exists(),
                                 reason="ansible-core is not installed in this interpreter's environment "
                                        "(make unit installs it; make unit-oldest tests the library only)")
@@ -222,6 +224,29 @@ def test_backup_keeps_the_previous_version_and_the_diff_shows_the_change(tmp_pat
     assert out(tmp_path, "fullchain").read_bytes() == expected_bytes(company)["fullchain"]
     assert f"-[1] subject: {old.leaf.subject.rfc4514_string()}" in result["diff_text"]
     assert f"+[1] subject: {company.leaf.subject.rfc4514_string()}" in result["diff_text"]
+
+
+def test_a_refusal_names_each_certificate_by_its_place_in_the_chain_to_write_and_its_input(tmp_path, company):
+    """The chain to write is judged apart from the inputs, but its messages point at the files to fix."""
+    upper, lower = company.intermediates
+    expired = {"not_before": pki.NOW - 400 * pki.DAY, "not_after": pki.NOW - pki.DAY}
+    old_root = pki.root(subject=company.root.subject, key=company.root.key, **expired)
+    old_upper = company.root.issue(subject=upper.subject, ca=True, key=upper.key, **expired)
+    (tmp_path / "pile.pem").write_bytes(pki.pem_bundle(old_upper, company.leaf, lower))  # out of order
+    (tmp_path / "roots.pem").write_bytes(old_root.pem)
+    refused = run_task(tmp_path, MODULE, {"path": [str(tmp_path / "pile.pem")], "roots": [str(tmp_path / "roots.pem")],
+                                          "system_roots": False, "fullchain_path": str(out(tmp_path, "fullchain"))})
+    assert refused["failed"] is True
+    day = f"{(pki.NOW - pki.DAY):%Y-%m-%d}"
+    fix = "renew it, or use the CA's current certificate"
+    expected = [f"'CN=Test Intermediate CA 1,O=mailops test' (certificate 3 of the chain to write, from block 1 of "
+                f"{tmp_path}/pile.pem) expired on {day}: {fix}",
+                f"'CN=Test Root CA,O=mailops test' (the root of the chain to write, from block 1 of "
+                f"{tmp_path}/roots.pem (roots)) expired on {day}: {fix}"]
+    assert sorted(v["message"] for v in refused["violations"]) == expected
+    assert sorted(refused["msg"].splitlines()[1:3]) == [f"- [expired] {message}. {clients_note('expired')}"
+                                                        for message in expected]
+    assert not out(tmp_path, "fullchain").exists()
 
 
 def test_a_chain_with_errors_is_refused_and_force_writes_it(tmp_path, inputs, company):
