@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Optional
 
 from ansible_collections.mailops.tls.plugins.module_utils import chainfiles, fileset, mailconf
-from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement, loaded_certificates
+from ansible_collections.mailops.tls.plugins.module_utils.analysis import Judgement, loaded_root
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 from ansible_collections.mailops.tls.plugins.module_utils.chain import DEFAULT_MAX_CHAIN_DEPTH
 from ansible_collections.mailops.tls.plugins.module_utils.endpoint_args import (
@@ -30,7 +30,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoint_args import (
 )
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import probe_and_judge
 from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
-from ansible_collections.mailops.tls.plugins.module_utils.load import load_paths
+from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, load_paths
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import judgement_from_params
 from ansible_collections.mailops.tls.plugins.module_utils.policy import gate
 
@@ -431,7 +431,7 @@ def verify(d: Deployment) -> None:
         return
     params = dict(judging_params(d), roots=[], pool=[], system_roots=False, names=[])
     judgement = dataclasses.replace(judgement_from_params(params),
-                                    roots=loaded_certificates(_root_ders(d), "the deployed chain's root"))
+                                    roots=deployed_roots(d))
     fail_on = list(dict.fromkeys(d.params["fail_on"] + d.params["verify_fail_on"]))
     ignore = list(dict.fromkeys(d.params["ignore"] + d.params["verify_ignore"]))
     for attempt in range(d.params["verify_retries"] + 1):
@@ -448,8 +448,13 @@ def verify(d: Deployment) -> None:
             + "\n".join(violation_lines(judged)))
 
 
-def _root_ders(d: Deployment) -> list[bytes]:
-    return [plan.analysis.root.der for plan in d.plans if plan.analysis.root]
+def deployed_roots(d: Deployment) -> Loaded:
+    """The roots the deployed chains end in, the only anchors of the live verification."""
+    roots = Loaded()
+    for plan in d.plans:
+        if plan.analysis.root:
+            roots = roots + loaded_root(plan.analysis.root, "the root of the deployed chain")
+    return roots
 
 
 def verified_entry(d: Deployment, report) -> dict:
