@@ -96,7 +96,7 @@ def deploy(deployment: Deployment) -> dict:
     try:
         apply_settings(d)
         validate(d)
-        reload(d, "")
+        d.result["reloaded"] = reload(d)[0]
         verify(d)
     except Exception as exc:  # whatever fails after the first write, everything is put back
         raise DeployError(roll_back(d, failure_text(exc)), d.result) from None
@@ -370,22 +370,21 @@ def validate(d: Deployment) -> None:
                 d.result["configuration_warnings"].extend(overrides)
 
 
-def reload(d: Deployment, when: str) -> list[str]:
-    """Reload (never restart) each changed service; returns the failures when rolling back (when is not '')."""
+def reload(d: Deployment, when: str = "") -> tuple[list[str], list[str]]:
+    """Reload (never restart) each changed service: the services reloaded and, when rolling back (when is not ''),
+    the failures; a failure of the deployment's own reload raises."""
     failures, done = [], []
     for service in touched(d):
         command = d.params[service]["reload_command"]
         result = d.run(command)
-        if result[0] != 0:
-            failure = f"Reload {service.capitalize()}{when}: {mailconf.command_output(command, result)}"
-            if not when:
-                raise mailconf.CommandError(failure)
-            failures.append(failure)
-        else:
+        if result[0] == 0:
             done.append(service)
-    if not when:
-        d.result["reloaded"] = done
-    return failures
+            continue
+        failure = f"Reload {service.capitalize()}{when}: {mailconf.command_output(command, result)}"
+        if not when:
+            raise mailconf.CommandError(failure)
+        failures.append(failure)
+    return done, failures
 
 
 def verify_params(d: Deployment) -> dict:
@@ -481,9 +480,9 @@ def roll_back(d: Deployment, failure: str) -> str:
     again; returns the failure message."""
     d.result.update(rolled_back=True, failure=failure)
     problems = restore_files(d) + restore_settings(d)
-    services = touched(d)
-    problems += reload(d, " with the previous files and configuration")
-    restoring = f"restored the previous files and settings, reloaded {' and '.join(services) or 'nothing'}"
+    reloaded, failures = reload(d, " with the previous files and configuration")
+    problems += failures
+    restoring = f"restored the previous files and settings, reloaded {' and '.join(reloaded) or 'nothing'}"
     if problems:
         restoring = f"{restoring}; but: {'; '.join(problems)}"
     checked = [entry for entry in d.before if entry["leaf"]]

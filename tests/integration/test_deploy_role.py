@@ -690,6 +690,26 @@ def test_a_rollback_that_cannot_restore_says_so_and_keeps_the_backups(lab, playb
     assert backups, sorted(path.name for path in backend.tls_dir.iterdir())
 
 
+@HOST_ONLY
+def test_a_reload_that_fails_every_time_is_reported_and_the_backups_kept(lab, playbook, restore_lab, tmp_path):
+    """Postfix's reload command fails for the deployment and again for the rollback: the files and settings are put
+    back all the same, and the message says the reload of the previous configuration failed too."""
+    backend = lab.backend("mx3")
+    pile = make_pile(lab, tmp_path / "pile")
+    files = snapshot(lab)
+    failing = ["sh", "-c", "echo 'postfix/postfix-script: fatal: injected reload failure' >&2; exit 1"]
+    run = playbook(dict(pile["vars"], mail_tls_deploy_postfix_reload_command=failing,
+                        mail_tls_deploy_load_balancer={}, mail_tls_deploy_verify_retries=1), limit="mx3")
+    assert run.returncode != 0, str(run)
+    message = "\n".join(run.failures("mx3"))
+    assert "Failure: Reload Postfix: sh -c" in message, message
+    assert "reloaded dovecot; but: Reload Postfix with the previous files and configuration: sh -c" in message, message
+    result = run.fact("mx3")
+    assert result["rolled_back"] and not result["restored"], result
+    assert changed_files(backend, files) == []
+    assert [path for path in backend.tls_dir.iterdir() if path.name.endswith("~")], "the backups were removed"
+
+
 @pytest.fixture(autouse=True)
 def no_backups_left(lab):
     """Backups hold old keys: a test that keeps them on purpose must not leave them to the next one."""
