@@ -167,7 +167,9 @@ def build_chains(d: Deployment) -> None:
     entries = [dict(output, **chain_inputs(d, alt)) for alt in ((False, True) if d.alt else (False,))
                for output in chain_outputs(d, alt)]
     d.plans = chainfiles.plan(dict(judging_params(d), chains=entries, force=False))
-    firsts = [d.plans[0]] + ([d.plans[len(entries) // 2]] if d.alt else [])
+    firsts = [dataclasses.replace(d.plans[0], label="the chain")]
+    if d.alt:
+        firsts.append(dataclasses.replace(d.plans[len(entries) // 2], label="the second chain (alt_certificates)"))
     d.result["chains"] = [plan.as_dict() for plan in firsts]
     if any(not plan.verdict.passed for plan in d.plans):
         raise mailconf.CommandError(chainfiles.refusal_message(firsts).rsplit("\nNothing was written", 1)[0])
