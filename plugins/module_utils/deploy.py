@@ -29,10 +29,10 @@ from ansible_collections.mailops.tls.plugins.module_utils.endpoint_args import (
     samplings_from_params,
 )
 from ansible_collections.mailops.tls.plugins.module_utils.endpoints import probe_and_judge
-from ansible_collections.mailops.tls.plugins.module_utils.errors import MailTlsError
+from ansible_collections.mailops.tls.plugins.module_utils.errors import InputError, MailTlsError
 from ansible_collections.mailops.tls.plugins.module_utils.load import Loaded, load_paths
 from ansible_collections.mailops.tls.plugins.module_utils.module_args import judgement_from_params
-from ansible_collections.mailops.tls.plugins.module_utils.policy import gate
+from ansible_collections.mailops.tls.plugins.module_utils.policy import failure_message, gate
 
 # Per chain (main, alt): the role's file variables by output.
 POSTFIX_FILES = ("chain_file", "alt_chain_file", "cert_file", "key_file", "alt_cert_file", "alt_key_file")
@@ -172,7 +172,8 @@ def build_chains(d: Deployment) -> None:
         firsts.append(dataclasses.replace(d.plans[len(entries) // 2], label="the second chain (alt_certificates)"))
     d.result["chains"] = [plan.as_dict() for plan in firsts]
     if any(not plan.verdict.passed for plan in d.plans):
-        raise mailconf.CommandError(chainfiles.refusal_message(firsts).rsplit("\nNothing was written", 1)[0])
+        raise InputError("\n".join(failure_message(plan.verdict.violations, plan.label)
+                                    for plan in firsts if not plan.verdict.passed))
     d.result["leaf_sha256"] = [sha256_hex(plan.analysis.chain[0].der) for plan in firsts]
     d.result["fullchain_pem"] = [b"".join(chainfiles.pem_certificate(entry.der) for entry in plan.analysis.chain
                                           ).decode() for plan in firsts]
@@ -220,7 +221,7 @@ def plan_settings(d: Deployment) -> None:
     if d.dovecot:
         dropin = d.params["dovecot"]["dropin"]
         if not mailconf.dropin_included(d.dovecot, dropin) and not d.params["dovecot"]["add_include"]:
-            raise mailconf.CommandError(
+            raise InputError(
                 f"{d.dovecot.config_file} has no !include for {dropin}, so Dovecot would never read the TLS settings; "
                 "set mail_tls_deploy_dovecot_dropin to a file it includes (such as conf.d/99-mailops-tls.conf), or "
                 "let the role add the include line (mail_tls_deploy_dovecot_add_include: true)")
@@ -444,7 +445,7 @@ def verify(d: Deployment) -> None:
             break
     d.result["verified"] = [verified_entry(d, report) for report in reports]
     if not all(verdict.passed for _name, verdict in judged):
-        raise mailconf.CommandError(
+        raise MailTlsError(
             f"{d.params['verify_address']}: live verification failed after {d.params['verify_retries']} retries:\n"
             + "\n".join(violation_lines(judged)))
 

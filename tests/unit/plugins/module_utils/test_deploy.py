@@ -10,7 +10,7 @@ from pathlib import Path
 import pki
 import pytest
 
-from ansible_collections.mailops.tls.plugins.module_utils import deploy, mailconf
+from ansible_collections.mailops.tls.plugins.module_utils import deploy
 from ansible_collections.mailops.tls.plugins.module_utils.findings import finding
 from ansible_collections.mailops.tls.plugins.module_utils.policy import gate
 
@@ -117,6 +117,3 @@ def test_a_rollback_is_proven_only_where_a_leaf_was_served_before():
     assert deploy.not_restored(before, [{"name": "a:25", "leaf": None}, {"name": "a:993", "leaf": None}]) == [
         "a:25 serves nothing, before: AA:BB..."]
 
-
-def test_command_errors_are_mail_tls_errors():
-    assert issubclass(mailconf.CommandError, deploy.MailTlsError)
