@@ -59,6 +59,7 @@ def test_every_module_runs_on_python_3_9_with_cryptography_36(target_python, com
              "key": company.leaf.key_pem()}
     for name, data in files.items():
         (tmp_path / f"{name}.pem").write_bytes(data)
+    (tmp_path / "dovecot.conf").write_text("protocols = imap\n")
     out = tmp_path / "out"
     out.mkdir()
     trust = {"roots": [str(tmp_path / "root.pem")], "system_roots": False}
@@ -84,10 +85,17 @@ def test_every_module_runs_on_python_3_9_with_cryptography_36(target_python, com
             {"name": "report", "mailops.tls.mail_tls_report": {
                 "hosts": [{"name": "mx1", "result": "{{ probe }}"}], "json_path": str(out / "report.json")},
              "register": "report"},
+            {"name": "deploy", "mailops.tls.mail_tls_deploy": {
+                "certificates": [str(tmp_path / "chain.pem")], "private_key": str(tmp_path / "key.pem"),
+                "names": [NAME], **trust, "tls_dir": str(out / "tls"), "postfix": {"enabled": False},
+                "dovecot": {"config_file": str(tmp_path / "dovecot.conf"), "dropin": str(out / "tls.conf"),
+                            "version": "2.4.1"}},
+             "check_mode": True, "register": "deployed"},
             {"name": "Keep the results", "ansible.builtin.copy": {
                 "dest": str(tmp_path / "results.json"), "mode": "0600",
                 "content": "{{ {'versions': versions.stdout, 'facts': facts, 'gate': gate, 'written': written,"
-                           " 'probe': probe, 'root': root, 'published': published, 'report': report} | to_json }}"}},
+                           " 'probe': probe, 'root': root, 'published': published, 'report': report,"
+                           " 'deployed': deployed} | to_json }}"}},
         ]
         run = run_playbook(tmp_path, [{"name": "oldest", "hosts": "localhost", "connection": "local",
                                        "gather_facts": False, "tasks": tasks}],
@@ -102,3 +110,6 @@ def test_every_module_runs_on_python_3_9_with_cryptography_36(target_python, com
     assert probed["ok"] and probed["trusted"] and probed["peer_address"] == "127.0.0.1"  # openssl s_client on 3.9
     assert results["root"]["root"]["subject"] == company.root.cert.subject.rfc4514_string()
     assert results["published"]["changed"] is True and results["report"]["passed"] is True
+    deployed = results["deployed"]
+    assert deployed["changed"] and deployed["dovecot_include_added"] and deployed["transferred"] == 3, deployed
+    assert sorted(deployed["written"]) == [str(out / "tls" / "fullchain.pem"), str(out / "tls" / "key.pem")]
