@@ -172,8 +172,8 @@ def build_chains(d: Deployment) -> None:
         firsts.append(dataclasses.replace(d.plans[len(entries) // 2], label="the second chain (alt_certificates)"))
     d.result["chains"] = [plan.as_dict() for plan in firsts]
     if any(not plan.verdict.passed for plan in d.plans):
-        raise InputError("\n".join(failure_message(plan.verdict.violations, plan.label)
-                                    for plan in firsts if not plan.verdict.passed))
+        refused = [failure_message(plan.verdict.violations, plan.label) for plan in firsts if not plan.verdict.passed]
+        raise InputError("\n".join(refused))
     d.result["leaf_sha256"] = [sha256_hex(plan.analysis.chain[0].der) for plan in firsts]
     d.result["fullchain_pem"] = [b"".join(chainfiles.pem_certificate(entry.der) for entry in plan.analysis.chain
                                           ).decode() for plan in firsts]

@@ -116,4 +116,3 @@ def test_a_rollback_is_proven_only_where_a_leaf_was_served_before():
     assert deploy.not_restored(before, [{"name": "a:25", "leaf": "AA:BB"}, {"name": "a:993", "leaf": "CC"}]) == []
     assert deploy.not_restored(before, [{"name": "a:25", "leaf": None}, {"name": "a:993", "leaf": None}]) == [
         "a:25 serves nothing, before: AA:BB..."]
-
