@@ -604,7 +604,8 @@ def issuer_missing_server_auth(_tmp_path):
     top = pki.root()
     inter = top.issue("Client CA", ca=True,
                       extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
-    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Client CA", "serverAuth"))
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
+                ("Client CA", "(intermediate)", "serverAuth"))
 
 
 def near_issuer_missing_server_auth(_tmp_path):
