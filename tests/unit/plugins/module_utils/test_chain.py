@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 
-from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 
 MAIL = "mail.example.test"
@@ -216,8 +216,10 @@ def test_key_identifier_alone_does_not_make_an_issuer(deep):
     assert "missing_intermediate" in codes(result)
 
 
-def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
-    """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain."""
+@pytest.mark.parametrize("where", ["bundle", "pool", "shared_pool"])
+def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier(where):
+    """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain. In a pool it is
+    found by a byte search for the key identifier, also through an index shared by many analyses."""
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
@@ -225,9 +227,27 @@ def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
     reencoded = top.issue(subject=printable, ca=True, key=inter.key)
     assert reencoded.cert.subject.public_bytes() != inter.cert.subject.public_bytes()
     leaf = inter.leaf(MAIL)
-    result = analyze([leaf, reencoded], roots=[top])
-    assert chain_of(result) == fingerprints([leaf, reencoded])
-    assert result.trusted and result.findings == ()
+    if where == "bundle":
+        result = analyze([leaf, reencoded], roots=[top])
+    elif where == "pool":
+        result = analyze([leaf], pool=[reencoded], roots=[top])
+    else:
+        judgement = analysis.Judgement(pool=loaded([reencoded], "pool.pem", check=False),
+                                       roots=loaded([top], "roots.pem"))
+        result = analysis.analyze(judgement.request(loaded([leaf])))
+    assert chain_of(result) == fingerprints([leaf, reencoded]) and root_of(result) == sha256_hex(top.der)
+    assert codes(result) == ([] if where == "bundle" else ["missing_intermediate"])
+
+
+def test_an_rsa_issuer_in_the_pool_is_found_by_its_name():
+    """Its subject is followed by a SubjectPublicKeyInfo with a long-form length, which the byte search must not take
+    for the validity that follows an issuer name. Without key identifiers the name is the only way to it."""
+    top = pki.root(key_type="rsa", key_ids=False)
+    inter = top.issue("Issuing CA", ca=True, key_type="rsa", key_ids=False)
+    leaf = inter.leaf(MAIL, key_type="rsa", key_ids=False)
+    result = analyze([leaf], pool=[inter], roots=[top])
+    assert chain_of(result) == fingerprints([leaf, inter]) and root_of(result) == sha256_hex(top.der)
+    assert codes(result) == ["missing_intermediate"]
 
 
 # --- several paths: cross-signs --------------------------------------------------------------------------------------
@@ -309,6 +329,41 @@ def test_a_path_through_a_constrained_ca_loses_to_a_clean_one(problem):
     assert only(result, "unrelated_certificate").certificate.sha256 == sha256_hex(upper.der)
 
 
+def test_an_issuer_that_may_not_sign_loses_though_it_leads_to_the_operators_anchor():
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_b.issue("Shared Intermediate", ca=True)
+    cannot_sign = root_a.issue(subject=inter.subject, ca=True, key=inter.key, key_usage="encipher_only")
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, cannot_sign], roots=[root_a], system=[root_b])
+    assert chain_of(result) == fingerprints([leaf, inter]) and root_of(result) == sha256_hex(root_b.der)
+
+
+def test_a_path_length_constraint_met_exactly_keeps_the_operators_anchor():
+    root_a, root_b = pki.root("Root A", path_length=2), pki.root("Root B")
+    upper = root_a.issue("Upper CA", ca=True)
+    lower = upper.issue("Lower CA", ca=True)
+    leaf = lower.leaf(MAIL)
+    result = analyze([leaf, lower, upper, pki.cross_sign(upper, root_b)], roots=[root_a], system=[root_b])
+    assert root_of(result) == sha256_hex(root_a.der) and result.trusted
+
+
+def test_a_cross_sign_valid_from_this_second_keeps_the_operators_anchor(cross):
+    """Validity includes notBefore itself, also when paths are ranked."""
+    inter_x = pki.cross_sign(cross["inter"], cross["root_b"], not_before=pki.NOW)
+    result = analyze([cross["leaf"], cross["inter"], inter_x], roots=[cross["root_b"]], system=[cross["root_a"]],
+                     valid_at=pki.NOW)
+    assert chain_of(result) == fingerprints([cross["leaf"], inter_x]) and result.trusted
+
+
+def test_a_path_to_an_anchor_wins_over_a_clean_one_to_an_untrusted_root():
+    """The expired intermediate is what to fix; the other path would still end at a root no client trusts."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True, not_before=pki.NOW - 9 * pki.DAY, not_after=pki.NOW - pki.DAY)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, pki.cross_sign(inter, root_b)], pool=[root_b], system=[root_a])
+    assert root_of(result) == sha256_hex(root_a.der) and "expired" in codes(result)
+
+
 def test_choice_is_the_same_for_every_input_order(cross):
     decoy = pki.lookalike(cross["inter"], cross["root_a"])
     items = [cross["leaf"], cross["inter"], cross["inter_x"], decoy]
@@ -357,6 +412,19 @@ def test_a_self_issued_ca_whose_issuer_is_missing_is_no_cycle(key_ids):
     assert chain_of(result) == fingerprints([leaf, new_with_old])
     result = analyze([leaf, new_with_old], roots=[old])
     assert result.trusted and result.findings == ()
+
+
+@pytest.mark.parametrize("key_ids", [True, False])
+def test_two_rollovers_whose_oldest_key_is_missing_are_no_cycle(key_ids):
+    """The CA's name signed by three keys in turn, the first one's certificate missing: the newer rollover has the
+    name the older one names as issuer but did not sign it."""
+    first = pki.root("Rollover CA", key_ids=key_ids)
+    second = first.issue(subject=first.subject, ca=True, key_ids=key_ids)
+    third = second.issue(subject=first.subject, ca=True, key_ids=key_ids)
+    leaf = third.leaf(MAIL, key_ids=key_ids)
+    result = analyze([leaf, third, second])
+    assert "missing_intermediate" in codes(result) and "chain_cycle" not in codes(result)
+    assert chain_of(result) == fingerprints([leaf, third, second])
 
 
 @pytest.mark.parametrize(("options", "why"), [
@@ -435,10 +503,10 @@ def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep, 
         assert result.signature_checks == len(deep.served_chain)  # each link, the last one to the root
         assert "chain_search_limit" not in codes(result)
         return
-    assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS
+    assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS == 400  # the limit docs/validation.md states
     found = only(result, "chain_search_limit")
     assert found.severity == "error"
-    assert str(chain.MAX_SIGNATURE_CHECKS) in found.message
+    assert "after 400 signature checks" in found.message
     assert found.certificate.sha256 == sha256_hex(deep.leaf.der)
 
 
@@ -487,6 +555,33 @@ def test_intermediate_anchor_without_its_root_ends_the_path(deep, pool):
     assert root_of(result) == sha256_hex(deep.intermediates[0].der)
 
 
+def test_an_intermediate_anchor_that_issued_the_leaf_ends_the_path(deep):
+    issuer = deep.intermediates[-1]
+    result = analyze([deep.leaf], roots=[issuer])
+    assert result.trusted and result.findings == ()
+    assert chain_of(result) == fingerprints([deep.leaf]) and root_of(result) == sha256_hex(issuer.der)
+
+
+@pytest.mark.parametrize("anchor", ["root", "intermediate"])
+def test_a_path_of_exactly_max_chain_depth_ending_at_any_top_is_not_too_deep(anchor):
+    """The top of a path counts toward no limit, be it an untrusted self-signed root or an intermediate among the
+    roots."""
+    h = pki.hierarchy(MAIL, depth=3)
+    if anchor == "root":
+        result = analyze([*h.served_chain, h.root], rules=pathrules.Rules(max_chain_depth=3))
+        assert codes(result) == ["root_included", "untrusted_root"]
+    else:
+        result = analyze(h.served_chain[:-1], roots=[h.intermediates[0]], rules=pathrules.Rules(max_chain_depth=2))
+        assert result.trusted and codes(result) == []
+
+
+def test_a_ca_in_the_pool_and_among_the_roots_is_named_by_its_pool_location():
+    top = pki.root(path_length=0)
+    inter = top.issue("Issuing CA", ca=True)
+    result = analyze([inter.leaf(MAIL), inter], pool=[top], roots=[top])
+    assert "pool.pem (pool)" in only(result, "path_length_exceeded").message
+
+
 def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
     result = analyze(deep.served_chain, system=[deep.root])
     assert result.trusted and result.findings == ()
@@ -518,6 +613,18 @@ def test_shared_pool_index_gives_the_same_analyses(deep):
         assert shared_result.pop("signature_checks") <= fresh_result.pop("signature_checks")
         assert shared_result == fresh_result
         assert shared.findings == fresh.findings and shared.trusted
+
+
+def test_pool_blocks_that_are_no_certificate_are_reported_in_order(deep):
+    """Blocks not shaped like a certificate are read at once, and each is one parse_error, in the pool's order."""
+    pool = [load.LoadedCertificate(deep.intermediates[number % 2].der, "pool.pem", number) for number in range(1, 11)]
+    pool[1] = load.LoadedCertificate(b"\x30\x03\x02\x01\x01", "pool.pem", 2)
+    pool[9] = load.LoadedCertificate(b"\x02\x01\x01", "pool.pem", 10)
+    result = analysis.analyze(analysis.Request(certificates=loaded([deep.leaf]), pool=load.Loaded(tuple(pool)),
+                                               roots=loaded([deep.root], "roots.pem")))
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    damaged = [f.message for f in result.findings if f.code == "parse_error"]
+    assert len(damaged) == 2 and "block 2 of pool.pem" in damaged[0] and "block 10 of pool.pem" in damaged[1]
 
 
 def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):
