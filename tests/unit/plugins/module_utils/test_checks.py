@@ -560,6 +560,27 @@ def test_validity_includes_both_ends_and_expiry_warnings_only_valid_certificates
     assert codes(analyze([leaf], roots=[top], valid_at=valid_at)) == expected
 
 
+@needs_openssl
+@pytest.mark.parametrize("shape", ["root_issued_the_leaf", "untrusted_root", "intermediate_anchor",
+                                   "self_signed_leaf_anchor"])
+def test_sha1_signatures_clients_never_check_are_not_weak(shape, tmp_path):
+    """A trust anchor's signature and a self-signed root's own are never checked (openssl verify at security level 2
+    accepts each of these chains); a self-signed server certificate that is its own anchor is one of them."""
+    if shape == "self_signed_leaf_anchor":
+        leaf = pki.openssl_ca(tmp_path, None, MAIL)
+        result = analyze([leaf], roots=[leaf])
+        assert codes(result) == ["leaf_is_ca"]
+        return
+    top = pki.openssl_ca(tmp_path, None, "SHA1 Root") if shape != "intermediate_anchor" else pki.root()
+    issuer = pki.openssl_ca(tmp_path, top, "SHA1 Issuing CA") if shape == "intermediate_anchor" else top
+    leaf = issuer.leaf(MAIL)
+    result = {"root_issued_the_leaf": lambda: analyze([leaf], roots=[top]),
+              "untrusted_root": lambda: analyze([leaf, top]),
+              "intermediate_anchor": lambda: analyze([leaf], roots=[issuer])}[shape]()
+    assert "weak_signature" not in codes(result) and codes(result) == (["root_included", "untrusted_root"]
+                                                                        if shape == "untrusted_root" else [])
+
+
 def test_weak_key_minimums():
     h = pki.hierarchy(MAIL, key_type="ecdsa384", leaf_key_type="ed25519")
     assert "weak_key" not in codes(analyze(h.served_chain, roots=[h.root]))
