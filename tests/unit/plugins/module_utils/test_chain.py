@@ -329,17 +329,21 @@ def test_a_path_through_a_constrained_ca_loses_to_a_clean_one(problem):
     assert only(result, "unrelated_certificate").certificate.sha256 == sha256_hex(upper.der)
 
 
-def test_an_issuer_that_may_not_sign_loses_though_it_leads_to_the_operators_anchor():
+@pytest.mark.parametrize("defect", [{"key_usage": "encipher_only"}, {"basic_constraints": False}])
+def test_an_issuer_that_may_not_sign_loses_though_it_leads_to_the_operators_anchor(defect):
+    """Without keyCertSign, or without basicConstraints (which only a trust anchor may lack), it issues nothing."""
     root_a, root_b = pki.root("Root A"), pki.root("Root B")
     inter = root_b.issue("Shared Intermediate", ca=True)
-    cannot_sign = root_a.issue(subject=inter.subject, ca=True, key=inter.key, key_usage="encipher_only")
+    cannot_sign = root_a.issue(subject=inter.subject, ca=True, key=inter.key, **defect)
     leaf = inter.leaf(MAIL)
     result = analyze([leaf, inter, cannot_sign], roots=[root_a], system=[root_b])
     assert chain_of(result) == fingerprints([leaf, inter]) and root_of(result) == sha256_hex(root_b.der)
 
 
-def test_a_path_length_constraint_met_exactly_keeps_the_operators_anchor():
-    root_a, root_b = pki.root("Root A", path_length=2), pki.root("Root B")
+@pytest.mark.parametrize("allowed", [{"path_length": 2}, {"basic_constraints": False}])
+def test_an_operators_anchor_allowed_to_sign_keeps_its_path(allowed):
+    """A pathLen met exactly; no basicConstraints at all, which a trust anchor may lack."""
+    root_a, root_b = pki.root("Root A", **allowed), pki.root("Root B")
     upper = root_a.issue("Upper CA", ca=True)
     lower = upper.issue("Lower CA", ca=True)
     leaf = lower.leaf(MAIL)
@@ -580,6 +584,18 @@ def test_a_ca_in_the_pool_and_among_the_roots_is_named_by_its_pool_location():
     inter = top.issue("Issuing CA", ca=True)
     result = analyze([inter.leaf(MAIL), inter], pool=[top], roots=[top])
     assert "pool.pem (pool)" in only(result, "path_length_exceeded").message
+
+
+def test_a_given_certificate_added_after_the_lazy_anchors_takes_its_anchor_role():
+    key = pki.new_key()
+    leaf = pki.build_cert(subject=pki.name(MAIL), public_key=key.public_key(), issuer=None, ca=False,
+                          dns_names=[MAIL], signing_key=key)
+    der = pki.Issued(leaf, key).der
+    index = chain.CertificateIndex()
+    index.add_lazily([([load.LoadedCertificate(der, "roots.pem", 1)], chain.SUPPLIED_ANCHOR)])
+    node = index.add(load.LoadedCertificate(der, "bundle.pem", 1), chain.GIVEN)
+    assert node.anchor == chain.SUPPLIED_ANCHOR
+    assert [path.kind for path in chain.search_paths(index, node).paths] == [chain.TRUSTED]
 
 
 def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
