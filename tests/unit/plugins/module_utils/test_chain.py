@@ -216,10 +216,11 @@ def test_key_identifier_alone_does_not_make_an_issuer(deep):
     assert "missing_intermediate" in codes(result)
 
 
-@pytest.mark.parametrize("where", ["bundle", "pool", "shared_pool"])
+@pytest.mark.parametrize("where", ["bundle", "pool", "shared_pool", "damaged_in_pool"])
 def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier(where):
     """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain. In a pool it is
-    found by a byte search for the key identifier, also through an index shared by many analyses."""
+    found by a byte search for the key identifier, also through an index shared by many analyses; a damaged copy
+    found that way is a parse_error."""
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
@@ -231,6 +232,12 @@ def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier(wher
         result = analyze([leaf, reencoded], roots=[top])
     elif where == "pool":
         result = analyze([leaf], pool=[reencoded], roots=[top])
+    elif where == "damaged_in_pool":
+        damaged = reencoded.der[:5] + b"\x84" + reencoded.der[6:]  # as in the test of damaged pool certificates
+        result = analysis.analyze(analysis.Request(certificates=loaded([leaf]), roots=loaded([top], "roots.pem"),
+                                                   pool=load.Loaded((load.LoadedCertificate(damaged, "pool.pem", 1),))))
+        assert chain_of(result) == fingerprints([leaf]) and codes(result) == ["missing_intermediate", "parse_error"]
+        return
     else:
         judgement = analysis.Judgement(pool=loaded([reencoded], "pool.pem", check=False),
                                        roots=loaded([top], "roots.pem"))
