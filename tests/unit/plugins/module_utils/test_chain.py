@@ -640,14 +640,40 @@ def test_shared_pool_index_gives_the_same_analyses(deep):
 
 def test_pool_blocks_that_are_no_certificate_are_reported_in_order(deep):
     """Blocks not shaped like a certificate are read at once, and each is one parse_error, in the pool's order."""
-    pool = [load.LoadedCertificate(deep.intermediates[number % 2].der, "pool.pem", number) for number in range(1, 11)]
-    pool[1] = load.LoadedCertificate(b"\x30\x03\x02\x01\x01", "pool.pem", 2)
-    pool[9] = load.LoadedCertificate(b"\x02\x01\x01", "pool.pem", 10)
+    pool = [load.LoadedCertificate(deep.intermediates[number // 2 % 2].der, "pool.pem", number)
+            for number in range(1, 11)]
+    odd = {2: b"\x30\x03\x02\x01\x01",  # a one-byte length
+           4: b"\x02\x82\x00\x02\x01\x01",  # no SEQUENCE
+           6: b"\x30\x83\x00\x02\x01\x01",  # a three-byte length
+           8: deep.intermediates[0].der[:-1],  # cut short
+           10: b"\x02\x01\x01"}  # shorter than any header
+    for number, der in odd.items():
+        pool[number - 1] = load.LoadedCertificate(der, "pool.pem", number)
     result = analysis.analyze(analysis.Request(certificates=loaded([deep.leaf]), pool=load.Loaded(tuple(pool)),
                                                roots=loaded([deep.root], "roots.pem")))
     assert chain_of(result) == fingerprints(deep.served_chain)
     damaged = [f.message for f in result.findings if f.code == "parse_error"]
-    assert len(damaged) == 2 and "block 2 of pool.pem" in damaged[0] and "block 10 of pool.pem" in damaged[1]
+    assert len(damaged) == len(odd)
+    assert all(f"block {number} of pool.pem" in message for number, message in zip(odd, damaged))
+
+
+def test_damaged_pool_certificates_no_search_needs_are_neither_parsed_nor_reported():
+    """A CA's name and key identifier are also in the issuer field and the authorityKeyIdentifier of every certificate
+    it issued: the byte search skips those without parsing them, so damage there costs nothing and says nothing."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
+                           for attribute in inter.subject])
+    reencoded = top.issue(subject=printable, ca=True, key=inter.key)  # found by key identifier only
+    children = [inter.leaf("other.example.test").der,  # validity in UTCTime
+                inter.leaf("later.example.test", not_before=pki.NOW.replace(year=2051),
+                           not_after=pki.NOW.replace(year=2052)).der]  # in GeneralizedTime
+    pool = load.Loaded(tuple(load.LoadedCertificate(child[:5] + b"\x84" + child[6:], "pool.pem", number)
+                             for number, child in enumerate(children, 1)))  # damaged as in the test below
+    leaf = inter.leaf(MAIL)
+    result = analysis.analyze(analysis.Request(certificates=loaded([leaf, reencoded]), pool=pool,
+                                               roots=loaded([top], "roots.pem")))
+    assert chain_of(result) == fingerprints([leaf, reencoded]) and result.trusted and result.findings == ()
 
 
 def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):
