@@ -543,9 +543,10 @@ def path_problems(path: Path, valid_at) -> int:
 
 def signature_checked(path: Path, position: int) -> bool:
     """Whether clients check the signature of the certificate at position: all but a trust anchor's own and a
-    self-signed root's."""
+    self-signed root's, a self-signed server certificate that is its own anchor included (OpenSSL accepts one signed
+    with SHA-1 at every security level)."""
     node = path.nodes[position]
-    return not (position == len(path.nodes) - 1 and position > 0 and (node.self_signed or path.kind == TRUSTED))
+    return not (position == len(path.nodes) - 1 and (node.self_signed or path.kind == TRUSTED))
 
 
 def issuer_allowed(issuer: Node, below: Sequence[Node]) -> bool:

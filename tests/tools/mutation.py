@@ -30,9 +30,9 @@ UTILS = "plugins/module_utils"
 TESTS = "tests/unit/plugins/module_utils"
 # module -> the tests that judge it (the differential and fuzz tests are left out: they take minutes per mutant)
 TARGETS = {
-    "chain": ["test_chain.py", "test_pathrules.py"],
+    "chain": ["test_chain.py", "test_pathrules.py", "test_checks.py"],
     "pathrules": ["test_pathrules.py", "test_checks.py"],
-    "checks": ["test_checks.py", "test_pathrules.py"],
+    "checks": ["test_checks.py", "test_pathrules.py", "test_chain.py"],
     "names": ["test_names.py"],
 }
 DESELECT = ["-k", "not mutated_extensions and not randomly_damaged"]

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 
-from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load
+from ansible_collections.mailops.tls.plugins.module_utils import analysis, chain, load, pathrules
 from ansible_collections.mailops.tls.plugins.module_utils.certs import sha256_hex
 
 MAIL = "mail.example.test"
@@ -216,8 +216,11 @@ def test_key_identifier_alone_does_not_make_an_issuer(deep):
     assert "missing_intermediate" in codes(result)
 
 
-def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
-    """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain."""
+@pytest.mark.parametrize("where", ["bundle", "pool", "shared_pool", "damaged_in_pool"])
+def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier(where):
+    """PrintableString and UTF8String spell the same name: the raw bytes differ, the names chain. In a pool it is
+    found by a byte search for the key identifier, also through an index shared by many analyses; a damaged copy
+    found that way is a parse_error."""
     top = pki.root()
     inter = top.issue("Issuing CA", ca=True)
     printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
@@ -225,9 +228,33 @@ def test_issuer_with_differently_encoded_subject_is_found_by_key_identifier():
     reencoded = top.issue(subject=printable, ca=True, key=inter.key)
     assert reencoded.cert.subject.public_bytes() != inter.cert.subject.public_bytes()
     leaf = inter.leaf(MAIL)
-    result = analyze([leaf, reencoded], roots=[top])
-    assert chain_of(result) == fingerprints([leaf, reencoded])
-    assert result.trusted and result.findings == ()
+    if where == "bundle":
+        result = analyze([leaf, reencoded], roots=[top])
+    elif where == "pool":
+        result = analyze([leaf], pool=[reencoded], roots=[top])
+    elif where == "damaged_in_pool":
+        damaged = reencoded.der[:5] + b"\x84" + reencoded.der[6:]  # as in the test of damaged pool certificates
+        result = analysis.analyze(analysis.Request(certificates=loaded([leaf]), roots=loaded([top], "roots.pem"),
+                                                   pool=load.Loaded((load.LoadedCertificate(damaged, "pool.pem", 1),))))
+        assert chain_of(result) == fingerprints([leaf]) and codes(result) == ["missing_intermediate", "parse_error"]
+        return
+    else:
+        judgement = analysis.Judgement(pool=loaded([reencoded], "pool.pem", check=False),
+                                       roots=loaded([top], "roots.pem"))
+        result = analysis.analyze(judgement.request(loaded([leaf])))
+    assert chain_of(result) == fingerprints([leaf, reencoded]) and root_of(result) == sha256_hex(top.der)
+    assert codes(result) == ([] if where == "bundle" else ["missing_intermediate"])
+
+
+def test_an_rsa_issuer_in_the_pool_is_found_by_its_name():
+    """Its subject is followed by a SubjectPublicKeyInfo with a long-form length, which the byte search must not take
+    for the validity that follows an issuer name. Without key identifiers the name is the only way to it."""
+    top = pki.root(key_type="rsa", key_ids=False)
+    inter = top.issue("Issuing CA", ca=True, key_type="rsa", key_ids=False)
+    leaf = inter.leaf(MAIL, key_type="rsa", key_ids=False)
+    result = analyze([leaf], pool=[inter], roots=[top])
+    assert chain_of(result) == fingerprints([leaf, inter]) and root_of(result) == sha256_hex(top.der)
+    assert codes(result) == ["missing_intermediate"]
 
 
 # --- several paths: cross-signs --------------------------------------------------------------------------------------
@@ -309,6 +336,45 @@ def test_a_path_through_a_constrained_ca_loses_to_a_clean_one(problem):
     assert only(result, "unrelated_certificate").certificate.sha256 == sha256_hex(upper.der)
 
 
+@pytest.mark.parametrize("defect", [{"key_usage": "encipher_only"}, {"basic_constraints": False}])
+def test_an_issuer_that_may_not_sign_loses_though_it_leads_to_the_operators_anchor(defect):
+    """Without keyCertSign, or without basicConstraints (which only a trust anchor may lack), it issues nothing."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_b.issue("Shared Intermediate", ca=True)
+    cannot_sign = root_a.issue(subject=inter.subject, ca=True, key=inter.key, **defect)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, cannot_sign], roots=[root_a], system=[root_b])
+    assert chain_of(result) == fingerprints([leaf, inter]) and root_of(result) == sha256_hex(root_b.der)
+
+
+@pytest.mark.parametrize("allowed", [{"path_length": 2}, {"basic_constraints": False}])
+def test_an_operators_anchor_allowed_to_sign_keeps_its_path(allowed):
+    """A pathLen met exactly; no basicConstraints at all, which a trust anchor may lack."""
+    root_a, root_b = pki.root("Root A", **allowed), pki.root("Root B")
+    upper = root_a.issue("Upper CA", ca=True)
+    lower = upper.issue("Lower CA", ca=True)
+    leaf = lower.leaf(MAIL)
+    result = analyze([leaf, lower, upper, pki.cross_sign(upper, root_b)], roots=[root_a], system=[root_b])
+    assert root_of(result) == sha256_hex(root_a.der) and result.trusted
+
+
+def test_a_cross_sign_valid_from_this_second_keeps_the_operators_anchor(cross):
+    """Validity includes notBefore itself, also when paths are ranked."""
+    inter_x = pki.cross_sign(cross["inter"], cross["root_b"], not_before=pki.NOW)
+    result = analyze([cross["leaf"], cross["inter"], inter_x], roots=[cross["root_b"]], system=[cross["root_a"]],
+                     valid_at=pki.NOW)
+    assert chain_of(result) == fingerprints([cross["leaf"], inter_x]) and result.trusted
+
+
+def test_a_path_to_an_anchor_wins_over_a_clean_one_to_an_untrusted_root():
+    """The expired intermediate is what to fix; the other path would still end at a root no client trusts."""
+    root_a, root_b = pki.root("Root A"), pki.root("Root B")
+    inter = root_a.issue("Shared Intermediate", ca=True, not_before=pki.NOW - 9 * pki.DAY, not_after=pki.NOW - pki.DAY)
+    leaf = inter.leaf(MAIL)
+    result = analyze([leaf, inter, pki.cross_sign(inter, root_b)], pool=[root_b], system=[root_a])
+    assert root_of(result) == sha256_hex(root_a.der) and "expired" in codes(result)
+
+
 def test_choice_is_the_same_for_every_input_order(cross):
     decoy = pki.lookalike(cross["inter"], cross["root_a"])
     items = [cross["leaf"], cross["inter"], cross["inter_x"], decoy]
@@ -357,6 +423,19 @@ def test_a_self_issued_ca_whose_issuer_is_missing_is_no_cycle(key_ids):
     assert chain_of(result) == fingerprints([leaf, new_with_old])
     result = analyze([leaf, new_with_old], roots=[old])
     assert result.trusted and result.findings == ()
+
+
+@pytest.mark.parametrize("key_ids", [True, False])
+def test_two_rollovers_whose_oldest_key_is_missing_are_no_cycle(key_ids):
+    """The CA's name signed by three keys in turn, the first one's certificate missing: the newer rollover has the
+    name the older one names as issuer but did not sign it."""
+    first = pki.root("Rollover CA", key_ids=key_ids)
+    second = first.issue(subject=first.subject, ca=True, key_ids=key_ids)
+    third = second.issue(subject=first.subject, ca=True, key_ids=key_ids)
+    leaf = third.leaf(MAIL, key_ids=key_ids)
+    result = analyze([leaf, third, second])
+    assert "missing_intermediate" in codes(result) and "chain_cycle" not in codes(result)
+    assert chain_of(result) == fingerprints([leaf, third, second])
 
 
 @pytest.mark.parametrize(("options", "why"), [
@@ -435,10 +514,10 @@ def test_adversarial_pool_of_same_name_same_key_id_decoys_hits_the_budget(deep, 
         assert result.signature_checks == len(deep.served_chain)  # each link, the last one to the root
         assert "chain_search_limit" not in codes(result)
         return
-    assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS
+    assert result.signature_checks == chain.MAX_SIGNATURE_CHECKS == 400  # the limit docs/validation.md states
     found = only(result, "chain_search_limit")
     assert found.severity == "error"
-    assert str(chain.MAX_SIGNATURE_CHECKS) in found.message
+    assert "after 400 signature checks" in found.message
     assert found.certificate.sha256 == sha256_hex(deep.leaf.der)
 
 
@@ -487,6 +566,45 @@ def test_intermediate_anchor_without_its_root_ends_the_path(deep, pool):
     assert root_of(result) == sha256_hex(deep.intermediates[0].der)
 
 
+def test_an_intermediate_anchor_that_issued_the_leaf_ends_the_path(deep):
+    issuer = deep.intermediates[-1]
+    result = analyze([deep.leaf], roots=[issuer])
+    assert result.trusted and result.findings == ()
+    assert chain_of(result) == fingerprints([deep.leaf]) and root_of(result) == sha256_hex(issuer.der)
+
+
+@pytest.mark.parametrize("anchor", ["root", "intermediate"])
+def test_a_path_of_exactly_max_chain_depth_ending_at_any_top_is_not_too_deep(anchor):
+    """The top of a path counts toward no limit, be it an untrusted self-signed root or an intermediate among the
+    roots."""
+    h = pki.hierarchy(MAIL, depth=3)
+    if anchor == "root":
+        result = analyze([*h.served_chain, h.root], rules=pathrules.Rules(max_chain_depth=3))
+        assert codes(result) == ["root_included", "untrusted_root"]
+    else:
+        result = analyze(h.served_chain[:-1], roots=[h.intermediates[0]], rules=pathrules.Rules(max_chain_depth=2))
+        assert result.trusted and codes(result) == []
+
+
+def test_a_ca_in_the_pool_and_among_the_roots_is_named_by_its_pool_location():
+    top = pki.root(path_length=0)
+    inter = top.issue("Issuing CA", ca=True)
+    result = analyze([inter.leaf(MAIL), inter], pool=[top], roots=[top])
+    assert "pool.pem (pool)" in only(result, "path_length_exceeded").message
+
+
+def test_a_given_certificate_added_after_the_lazy_anchors_takes_its_anchor_role():
+    key = pki.new_key()
+    leaf = pki.build_cert(subject=pki.name(MAIL), public_key=key.public_key(), issuer=None, ca=False,
+                          dns_names=[MAIL], signing_key=key)
+    der = pki.Issued(leaf, key).der
+    index = chain.CertificateIndex()
+    index.add_lazily([([load.LoadedCertificate(der, "roots.pem", 1)], chain.SUPPLIED_ANCHOR)])
+    node = index.add(load.LoadedCertificate(der, "bundle.pem", 1), chain.GIVEN)
+    assert node.anchor == chain.SUPPLIED_ANCHOR
+    assert [path.kind for path in chain.search_paths(index, node).paths] == [chain.TRUSTED]
+
+
 def test_system_anchor_is_trusted_and_named_as_trust_store(deep):
     result = analyze(deep.served_chain, system=[deep.root])
     assert result.trusted and result.findings == ()
@@ -518,6 +636,44 @@ def test_shared_pool_index_gives_the_same_analyses(deep):
         assert shared_result.pop("signature_checks") <= fresh_result.pop("signature_checks")
         assert shared_result == fresh_result
         assert shared.findings == fresh.findings and shared.trusted
+
+
+def test_pool_blocks_that_are_no_certificate_are_reported_in_order(deep):
+    """Blocks not shaped like a certificate are read at once, and each is one parse_error, in the pool's order."""
+    pool = [load.LoadedCertificate(deep.intermediates[number // 2 % 2].der, "pool.pem", number)
+            for number in range(1, 11)]
+    odd = {2: b"\x30\x03\x02\x01\x01",  # a one-byte length
+           4: b"\x02\x82\x00\x02\x01\x01",  # no SEQUENCE
+           6: b"\x30\x83\x00\x02\x01\x01",  # a three-byte length
+           8: deep.intermediates[0].der[:-1],  # cut short
+           10: b"\x02\x01\x01"}  # shorter than any header
+    for number, der in odd.items():
+        pool[number - 1] = load.LoadedCertificate(der, "pool.pem", number)
+    result = analysis.analyze(analysis.Request(certificates=loaded([deep.leaf]), pool=load.Loaded(tuple(pool)),
+                                               roots=loaded([deep.root], "roots.pem")))
+    assert chain_of(result) == fingerprints(deep.served_chain)
+    damaged = [f.message for f in result.findings if f.code == "parse_error"]
+    assert len(damaged) == len(odd)
+    assert all(f"block {number} of pool.pem" in message for number, message in zip(odd, damaged))
+
+
+def test_damaged_pool_certificates_no_search_needs_are_neither_parsed_nor_reported():
+    """A CA's name and key identifier are also in the issuer field and the authorityKeyIdentifier of every certificate
+    it issued: the byte search skips those without parsing them, so damage there costs nothing and says nothing."""
+    top = pki.root()
+    inter = top.issue("Issuing CA", ca=True)
+    printable = x509.Name([x509.NameAttribute(attribute.oid, attribute.value, _ASN1Type.PrintableString)
+                           for attribute in inter.subject])
+    reencoded = top.issue(subject=printable, ca=True, key=inter.key)  # found by key identifier only
+    children = [inter.leaf("other.example.test").der,  # validity in UTCTime
+                inter.leaf("later.example.test", not_before=pki.NOW.replace(year=2051),
+                           not_after=pki.NOW.replace(year=2052)).der]  # in GeneralizedTime
+    pool = load.Loaded(tuple(load.LoadedCertificate(child[:5] + b"\x84" + child[6:], "pool.pem", number)
+                             for number, child in enumerate(children, 1)))  # damaged as in the test below
+    leaf = inter.leaf(MAIL)
+    result = analysis.analyze(analysis.Request(certificates=loaded([leaf, reencoded]), pool=pool,
+                                               roots=loaded([top], "roots.pem")))
+    assert chain_of(result) == fingerprints([leaf, reencoded]) and result.trusted and result.findings == ()
 
 
 def test_damaged_pool_certificate_is_reported_when_a_search_reaches_it(deep):

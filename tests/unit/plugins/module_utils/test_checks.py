@@ -2,6 +2,7 @@
 """Tests for checks.py: for every issue code, a case that raises it and a near miss that does not."""
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 import shutil
@@ -23,6 +24,7 @@ from ansible_collections.mailops.tls.plugins.module_utils.findings import CHAIN_
 
 REPO = Path(__file__).resolve().parents[4]
 MAIL = "mail.example.test"
+SECOND = datetime.timedelta(seconds=1)
 DAMAGED = b"-----BEGIN CERTIFICATE-----\nMIIB!!!this is not base64!!!\n-----END CERTIFICATE-----\n"
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
@@ -184,7 +186,7 @@ def not_a_ca(_tmp_path):
     top = pki.root()
     inter = top.issue("Server Posing As CA", ca=False)
     return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
-                ("Server Posing As CA", "block 2 of bundle.pem", "not a CA"))
+                ("Server Posing As CA", f"signed 'CN={MAIL}", "block 2 of bundle.pem", "not a CA"))
 
 
 def path_length_exceeded(_tmp_path):
@@ -510,6 +512,75 @@ def test_parse_error_outside_the_bundle_is_a_warning():
     assert result.trusted
 
 
+def test_a_leaf_not_first_is_out_of_order_even_if_the_rest_follows_it():
+    h, other = simple(), pki.root("Other Root")
+    result = analyze([other, *h.served_chain], roots=[h.root])
+    assert codes(result) == ["unrelated_certificate", "wrong_order"]
+
+
+def test_serving_order_of_an_incomplete_chain_places_the_missing_issuers():
+    h = pki.hierarchy(MAIL, depth=2)
+    result = analyze([h.intermediates[1], h.leaf], roots=[h.root])
+    found = [f for f in result.findings if f.code == "wrong_order"]
+    assert len(found) == 1 and "then each missing issuer after the certificate it signed" in found[0].message
+
+
+def test_a_root_that_issued_the_leaf_itself_is_root_included():
+    top = pki.root()
+    leaf = top.leaf(MAIL)
+    assert codes(analyze([leaf, top], roots=[top])) == ["root_included"]
+
+
+def test_a_cross_certificate_of_the_root_that_issued_the_leaf_itself_is_not_unrelated():
+    old, new = pki.root("Old Root"), pki.root("New Root")
+    result = analyze([new.leaf(MAIL), pki.cross_sign(new, old)], system=[new])
+    assert result.trusted and codes(result) == []
+
+
+def test_a_second_certificate_for_a_self_signed_leafs_name_and_key_is_unrelated():
+    """Only a root that issued something has cross-certificates that belong to the chain."""
+    key = pki.new_key()
+    self_signed = pki.Issued(pki.build_cert(subject=pki.name(MAIL), public_key=key.public_key(), issuer=None,
+                                            ca=False, signing_key=key, dns_names=[MAIL]), key)
+    issued = pki.root().issue(subject=self_signed.subject, key=key, dns_names=[MAIL])
+    result = analyze([self_signed, issued], roots=[self_signed])
+    assert [f.certificate.index for f in result.findings if f.code == "unrelated_certificate"] == [1]
+
+
+@pytest.mark.parametrize(("moment", "expected"), [
+    ("not_before", ["expires_soon"]), ("not_after", ["expires_soon"]),
+    ("before", ["not_yet_valid"]), ("after", ["expired"]),
+])
+def test_validity_includes_both_ends_and_expiry_warnings_only_valid_certificates(moment, expected):
+    """A 20-day leaf is within the 30-day warning from its first second to its last, and only then."""
+    top = pki.root()
+    leaf = top.leaf(MAIL, not_before=pki.NOW, not_after=pki.NOW + 20 * pki.DAY)
+    valid_at = {"not_before": pki.NOW, "not_after": pki.NOW + 20 * pki.DAY, "before": pki.NOW - SECOND,
+                "after": pki.NOW + 20 * pki.DAY + SECOND}[moment]
+    assert codes(analyze([leaf], roots=[top], valid_at=valid_at)) == expected
+
+
+@needs_openssl
+@pytest.mark.parametrize("shape", ["root_issued_the_leaf", "untrusted_root", "intermediate_anchor",
+                                   "self_signed_leaf_anchor"])
+def test_sha1_signatures_clients_never_check_are_not_weak(shape, tmp_path):
+    """A trust anchor's signature and a self-signed root's own are never checked (openssl verify at security level 2
+    accepts each of these chains); a self-signed server certificate that is its own anchor is one of them."""
+    if shape == "self_signed_leaf_anchor":
+        leaf = pki.openssl_ca(tmp_path, None, MAIL)
+        result = analyze([leaf], roots=[leaf])
+        assert codes(result) == ["leaf_is_ca"]
+        return
+    top = pki.openssl_ca(tmp_path, None, "SHA1 Root") if shape != "intermediate_anchor" else pki.root()
+    issuer = pki.openssl_ca(tmp_path, top, "SHA1 Issuing CA") if shape == "intermediate_anchor" else top
+    leaf = issuer.leaf(MAIL)
+    result = {"root_issued_the_leaf": lambda: analyze([leaf], roots=[top]),
+              "untrusted_root": lambda: analyze([leaf, top]),
+              "intermediate_anchor": lambda: analyze([leaf], roots=[issuer])}[shape]()
+    expected = ["root_included", "untrusted_root"] if shape == "untrusted_root" else []
+    assert codes(result) == expected  # no weak_signature
+
+
 def test_weak_key_minimums():
     h = pki.hierarchy(MAIL, key_type="ecdsa384", leaf_key_type="ed25519")
     assert "weak_key" not in codes(analyze(h.served_chain, roots=[h.root]))
@@ -604,7 +675,8 @@ def issuer_missing_server_auth(_tmp_path):
     top = pki.root()
     inter = top.issue("Client CA", ca=True,
                       extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
-    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1, ("Client CA", "serverAuth"))
+    return Case(analyze([inter.leaf(MAIL), inter], roots=[top]), inter, 1,
+                ("Client CA", "(intermediate)", "serverAuth"))
 
 
 def near_issuer_missing_server_auth(_tmp_path):

@@ -121,6 +121,26 @@ def test_dns_names(wanted, dns_names, matches, matched_by, wildcard, reason):
 
 
 @pytest.mark.parametrize(
+    ("wanted", "dns_names", "reason"),
+    [
+        # a wildcard that is not valid before one that covers only the names below the one asked for
+        ("mail.example.test", ["*.mail.example.test", "ma*l.example.test"], "is not valid"),
+        # a wildcard one label too high before one that would need two labels
+        ("z.y.example.test", ["*.z.y.example.test", "*.example.test"], "does not cover z.y.example.test itself"),
+        # a wildcard over a public suffix before a wildcard that is not valid
+        ("x-mail.co.uk", ["*.co.uk", "*-mail.co.uk"], "co.uk is a public suffix"),
+        # the name itself spoilt by white space before a wildcard over a public suffix
+        ("mail.co.uk", ["*.co.uk", "mail.co.uk "], "holds white space"),
+    ],
+)
+def test_of_several_near_misses_the_closest_is_the_reason(wanted, dns_names, reason):
+    """Whatever the order of the entries, the reason names the entry closest to the name asked for."""
+    for entries in (dns_names, dns_names[::-1]):
+        result = match_name(wanted, entries, [], [], psl=FALLBACK)
+        assert not result.matches and reason in result.reason
+
+
+@pytest.mark.parametrize(
     ("wanted", "normalized"),
     [
         ("MAIL.Example.TEST.", "mail.example.test"),
@@ -202,6 +222,14 @@ def test_public_suffix_wildcards_injected_list(small_psl, wanted, entry, matches
 )
 def test_is_public_suffix_injected(small_psl, name, expected):
     assert is_public_suffix(name, small_psl) is expected
+
+
+def test_rules_after_the_private_section_count(tmp_path):
+    path = tmp_path / "private_first.dat"
+    path.write_text("// ===BEGIN PRIVATE DOMAINS===\ngithub.io\n// ===END PRIVATE DOMAINS===\n"
+                    "// ===BEGIN ICANN DOMAINS===\nco.uk\n// ===END ICANN DOMAINS===\n", encoding="utf-8")
+    psl = load_public_suffix_list((str(path),))
+    assert is_public_suffix("co.uk", psl) and not is_public_suffix("github.io", psl)
 
 
 def test_private_section_on_request(small_psl_path):
@@ -288,6 +316,8 @@ IP_CASES = [
     ("192.0.2.25", [], [], ["192.0.2.25"], False, None, "never used for an IP address"),
     ("::1", [], [], ["0::1"], False, None, "never used for an IP address"),
     ("192.0.2.25", ["mail.example.test"], [], [], False, None, "no iPAddress"),
+    ("192.0.2.25", [], [], ["mail.example.test"], False, None, "no iPAddress"),
+    ("192.0.2.25", [], [], ["192.0.2.26"], False, None, "no iPAddress"),
     # never a wildcard
     ("192.0.2.25", ["*.0.2.25"], [], [], False, None, "no iPAddress"),
 ]
@@ -340,6 +370,7 @@ def test_common_name_is_ignored_by_default(wanted, dns_names, ips, cns, matches,
     result = match_name(wanted, dns_names, ips, cns, psl=FALLBACK)
     assert not result.matches or source == "dns_san"
     assert result.cn_only is cn_only
+    assert result.wildcard is False
     if cn_only:
         assert result.source is None and result.matched_by is None and "legacy clients" in result.reason
     else:
@@ -369,6 +400,8 @@ def test_common_name_is_ignored_by_default(wanted, dns_names, ips, cns, matches,
         ("mail@example.test", "letters, digits and inner hyphens"),
         ("192.168.001.001", "looks like an IPv4 address"),
         ("256.1.1.1", "looks like an IPv4 address"),
+        ("[2001:db8::1", "letters, digits and inner hyphens"),  # brackets come in pairs
+        ("192.0.2.25%eth0", "letters, digits and inner hyphens"),  # a zone index belongs to IPv6 only
     ],
 )
 def test_invalid_requested_names(wanted, words):
@@ -387,6 +420,7 @@ def test_invalid_requested_names(wanted, words):
         ".".join(["a" * 63] * 3) + "." + "b" * 61,  # 253 characters
         ".".join(["a" * 63] * 3) + "." + "b" * 61 + ".",  # 253 plus the trailing dot
         "ü" * 50 + ".example.test",  # A-label within 63
+        "ü" * 57 + ".example.test",  # A-label of exactly 63
         "localhost",
         "1mail.example.test",  # leading digit is fine
     ],
@@ -459,3 +493,11 @@ def test_fallback_converts_as_the_idna_package_or_refuses(label, monkeypatch):
         assert "install idna or write the label as an A-label" in str(exc)
         return
     assert converted == expected
+
+
+@pytest.mark.parametrize("label", ["straße", "Bücher", "日本語", "x\u0301y"])
+def test_fallback_converts_labels_of_letters_marks_and_digits(label, monkeypatch):
+    """Refusing is only for labels the fallback cannot map as UTS #46 does; these it must convert."""
+    expected = names.idna.encode(label, uts46=True, transitional=False).decode()
+    monkeypatch.setattr(names, "idna", None)
+    assert names._a_label(label) == expected

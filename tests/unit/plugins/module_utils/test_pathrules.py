@@ -138,6 +138,60 @@ def test_ip_and_directory_name_constraints():
     assert "name_constraint_violation" in codes(analyze([other_org, ca], roots=[top]))
 
 
+def test_an_intermediate_below_a_constrained_ca_is_judged_by_its_constraints():
+    top = pki.root()
+    outer = constrained_ca(top, x509.DNSName("example.org"))
+    inner = outer.issue("Issuing CA", ca=True, dns_names=["ca.other.test"])
+    result = analyze([inner.leaf("mail.example.org"), inner, outer], roots=[top])
+    assert not result.trusted and codes(result) == ["name_constraint_violation"]
+    assert "ca.other.test" in result.findings[0].message
+
+
+def test_a_self_issued_intermediate_is_exempt_from_name_constraints():
+    """RFC 5280 6.1.4 (g): the rollover certificate (the CA's new key under its name, signed by its old key) is not
+    judged by the constraints above it, though its own subjectAltName lies outside them; the leaf still is."""
+    top = pki.root()
+    old = constrained_ca(top, x509.DNSName("example.org"))
+    rollover = old.issue(subject=old.subject, ca=True, dns_names=["ca.other.test"])
+    result = analyze([rollover.leaf("mail.example.org"), rollover, old], roots=[top])
+    assert result.trusted and codes(result) == []
+    outside = analyze([rollover.leaf("mail.other.test"), rollover, old], roots=[top])
+    assert codes(outside) == ["name_constraint_violation"] and "mail.other.test" in outside.findings[0].message
+
+
+def test_with_cn_fallback_a_cn_that_is_no_host_name_is_not_constrained():
+    top = pki.root()
+    ca = constrained_ca(top, x509.DNSName("example.org"))
+    leaf = ca.leaf(common_name="Example Mail v2.1")
+    assert analyze([leaf, ca], roots=[top], rules=pathrules.Rules(cn_fallback=True)).trusted
+
+
+def test_an_excluded_subtree_leaves_names_outside_it_alone():
+    top = pki.root()
+    ca = constrained_ca(top, excluded=[x509.IPAddress(ipaddress.ip_network("198.51.100.0/24")),
+                                       x509.DirectoryName(pki.name(None, "elsewhere"))])
+    leaf = ca.issue(MAIL, dns_names=[MAIL], ip_addresses=["192.0.2.25"])
+    result = analyze([leaf, ca], roots=[top])
+    assert result.trusted and codes(result) == []
+
+
+@pytest.mark.parametrize(("excluded", "too_complex"), [(0, False), (1, True)])
+def test_the_name_constraint_budget_allows_exactly_its_comparisons(excluded, too_complex):
+    """255 dNSNames and the subject are 256 names; against 256 subtrees they make exactly the budget."""
+    assert pathrules.NAME_CONSTRAINT_BUDGET == 256 * 256
+    top = pki.root()
+    ca = constrained_ca(top, *(x509.DNSName(f"d{n}.example.org") for n in range(256)),
+                        excluded=[x509.DNSName("other.test")] * excluded)
+    leaf = ca.leaf(*(f"mail.d{n}.example.org" for n in range(255)))
+    assert codes(analyze([leaf, ca], roots=[top])) == (["name_constraints_too_complex"] if too_complex else [])
+
+
+def test_a_root_is_named_as_the_root_in_messages():
+    top = pki.root(basic_constraints_critical=False)
+    result = analyze([top.leaf(MAIL)], roots=[top])
+    assert codes(result) == ["basic_constraints_not_critical"] and "(root)" in result.findings[0].message
+
+
 def test_a_self_signed_server_certificate_that_is_its_own_anchor_is_only_leaf_is_ca():
     leaf = pki.root(MAIL, dns_names=[MAIL])
     assert codes(analyze([leaf], roots=[leaf], names=(MAIL,))) == ["leaf_is_ca"]
@@ -271,7 +325,7 @@ def test_a_cross_sign_mesh_yields_at_most_max_paths():
     for number, cert in enumerate(roots, 1):
         index.add(load.LoadedCertificate(cert.der, "roots.pem", number), chain.SUPPLIED_ANCHOR)
     found = chain.search_paths(index, node, max_signature_checks=10_000)
-    assert len(found.paths) == chain.MAX_PATHS
+    assert len(found.paths) == chain.MAX_PATHS == 32  # the limit docs/validation.md states
     assert all(path.kind == chain.TRUSTED for path in found.paths)
 
 
