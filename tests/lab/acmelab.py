@@ -123,8 +123,12 @@ class AcmeLab:
 
     def _start(self, daemon: str, argv: Sequence[str], address: str, port: int, timeout: float) -> None:
         lablib.check_loopback(address)
-        if lablib.can_connect(address, port):
-            raise lablib.LabError(f"{address}:{port} is already in use: another ACME lab runs there")
+        # A daemon this lab has just stopped (restart_pebble) may still be closing its listener.
+        freed = time.monotonic() + 10
+        while lablib.can_connect(address, port):
+            if time.monotonic() > freed:
+                raise lablib.LabError(f"{address}:{port} is already in use: another ACME lab runs there")
+            time.sleep(0.1)
         with open(self._log(daemon), "ab") as log:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=dict(os.environ, **PEBBLE_ENV), start_new_session=True)
@@ -141,10 +145,13 @@ class AcmeLab:
         """SIGTERM to the daemon of our pidfile, when that pid is still a Pebble program."""
         pid = lablib.read_pid(self._pidfile(daemon))
         if pid is not None and (lablib.proc_stat(pid) or ("",))[0].startswith("pebble"):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while lablib.proc_stat(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            for sent in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL only when SIGTERM did not end it in 10 s
+                os.kill(pid, sent)
+                deadline = time.monotonic() + 10
+                while lablib.proc_stat(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not lablib.proc_stat(pid):
+                    break
         self._pidfile(daemon).unlink(missing_ok=True)
 
     # ---- what Pebble issues under
