@@ -256,8 +256,9 @@ def plan_files(d: Deployment) -> None:
     planned = [f for plan in d.plans for f in plan.files] + config_files(d)
     d.work = []
     for item in planned:
+        # Planned as check mode plans: the TLS directory may not exist yet (write() creates it, then checks again).
         config = item.output.kind in ("dropin", "include")
-        target = fileset.destination(item.output.path, config, item.output.holds_key, d.check_mode)
+        target = fileset.destination(item.output.path, config, item.output.holds_key, check_mode=True)
         current = chainfiles.read_state(target)
         d.work.append((item, target, current, chainfiles.compare(item, current)))
     for item, _target, current, change in d.work:

@@ -116,3 +116,11 @@ def test_a_rollback_is_proven_only_where_a_leaf_was_served_before():
     assert deploy.not_restored(before, [{"name": "a:25", "leaf": "AA:BB"}, {"name": "a:993", "leaf": "CC"}]) == []
     assert deploy.not_restored(before, [{"name": "a:25", "leaf": None}, {"name": "a:993", "leaf": None}]) == [
         "a:25 serves nothing, before: AA:BB..."]
+
+
+def test_a_first_deploy_creates_the_tls_directory(tmp_path):
+    result = deploy.deploy(deploy.Deployment(params(tmp_path), servers()))
+    tls = tmp_path / "tls"
+    assert result["succeeded"] and result["reloaded"] == ["postfix", "dovecot"], result
+    assert oct(tls.stat().st_mode & 0o777) == "0o755"
+    assert sorted(p.name for p in tls.iterdir()) == ["chain_file.pem", "fullchain.pem", "key.pem"]
